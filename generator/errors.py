@@ -1,0 +1,90 @@
+"""Every error Serialist reports to a user.
+
+The CLI catches these and only these; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+
+def display_path(path: Path | str) -> str:
+    """A path as the user should see it: relative to the working folder when inside it."""
+    path = Path(path)
+    try:
+        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+    except (OSError, ValueError):
+        return str(path)
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """' Did you mean `x`?' for the closest choice, or ''."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the input: where, what, and how to fix it."""
+
+    path: Path
+    line: int | None
+    message: str
+    level: str = "error"
+
+    def __str__(self) -> str:
+        where = display_path(self.path)
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.level}: {self.message}"
+
+
+class SerialistError(Exception):
+    """Base of every error shown to the user without a traceback."""
+
+
+class ContentError(SerialistError):
+    """One or more problems in the site's content or configuration."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class OutputError(SerialistError):
+    """The output folder cannot be used or written."""
+
+
+class UsageError(SerialistError):
+    """A command was asked for something it cannot do."""
+
+
+class ProblemLog:
+    """Collects problems so that a build reports all of them at once."""
+
+    def __init__(self) -> None:
+        self._problems: list[Problem] = []
+
+    def error(self, path: Path, line: int | None, message: str) -> None:
+        self._problems.append(Problem(path, line, message, "error"))
+
+    def warn(self, path: Path, line: int | None, message: str) -> None:
+        self._problems.append(Problem(path, line, message, "warning"))
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self._problems if p.level == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self._problems if p.level == "warning")
+
+    def raise_if_errors(self) -> None:
+        errors = self.errors
+        if errors:
+            raise ContentError(sorted(errors, key=lambda p: (str(p.path), p.line or 0)))

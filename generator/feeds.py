@@ -1,0 +1,125 @@
+"""RSS 2.0 feeds (site-wide and per story) and the sitemap.
+
+Items carry the full chapter with its notes, links made absolute from
+`base_url`. A chapter's guid is built from the story's and chapter's URL names,
+so it survives a new title or a new domain. Nothing dated after `now` is listed.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from datetime import datetime
+from email.utils import format_datetime
+from urllib.parse import urljoin
+
+from generator import urls
+from generator.model import Chapter, Site, Story
+from generator.output import OutputFile
+
+ATOM = "http://www.w3.org/2005/Atom"
+DC = "http://purl.org/dc/elements/1.1/"
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+ET.register_namespace("atom", ATOM)
+ET.register_namespace("dc", DC)
+
+_LINK_ATTR = re.compile(r'(\s(?:href|src)=")([^"]*)(")')
+
+
+def absolutize(html: str, page_url: str) -> str:
+    """Make every `href`/`src` in `html` absolute, as seen from `page_url`."""
+    return _LINK_ATTR.sub(lambda m: m.group(1) + urljoin(page_url, m.group(2)) + m.group(3), html)
+
+
+def guid(story: Story, chapter: Chapter) -> str:
+    return f"serialist:{story.slug}/{chapter.slug}"
+
+
+def item_html(story: Story, chapter: Chapter, base_url: str) -> str:
+    parts = []
+    if chapter.notes_before_html:
+        parts.append(f"<h3>Notes</h3>\n{chapter.notes_before_html}")
+    parts.append(chapter.html)
+    if chapter.notes_after_html:
+        parts.append(f"<h3>End notes</h3>\n{chapter.notes_after_html}")
+    return absolutize("\n".join(parts), base_url + urls.chapter_path(story, chapter))
+
+
+def _text(parent: ET.Element, tag: str, text: str, **attrib: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrib)
+    element.text = text
+    return element
+
+
+def _rss(title: str, link: str, self_url: str, description: str, language: str,
+         items: list[tuple[Story, Chapter]], base_url: str) -> bytes:
+    rss = ET.Element("rss", {"version": "2.0"})
+    channel = ET.SubElement(rss, "channel")
+    _text(channel, "title", title)
+    _text(channel, "link", link)
+    _text(channel, "description", description or title)
+    _text(channel, "language", language)
+    ET.SubElement(channel, f"{{{ATOM}}}link", {"href": self_url, "rel": "self", "type": "application/rss+xml"})
+    _text(channel, "generator", "Serialist")
+    if items:
+        _text(channel, "lastBuildDate", format_datetime(max(c.date for _, c in items if c.date)))
+    for story, chapter in items:
+        item = ET.SubElement(channel, "item")
+        _text(item, "title", f"{story.title} - {chapter.heading}")
+        _text(item, "link", base_url + urls.chapter_path(story, chapter))
+        _text(item, "guid", guid(story, chapter), isPermaLink="false")
+        if chapter.date:
+            _text(item, "pubDate", format_datetime(chapter.date))
+        _text(item, f"{{{DC}}}creator", story.author)
+        _text(item, "category", story.title)
+        _text(item, "description", item_html(story, chapter, base_url))
+    ET.indent(rss)
+    return ET.tostring(rss, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _newest(items: list[tuple[Story, Chapter]], now: datetime, limit: int) -> list[tuple[Story, Chapter]]:
+    dated = [(s, c) for s, c in items if c.date and c.date <= now]
+    dated.sort(key=lambda sc: (sc[1].date, sc[0].slug, sc[1].number), reverse=True)
+    return dated[:limit]
+
+
+def render_feeds(site: Site, now: datetime) -> list[OutputFile]:
+    config = site.config
+    base = config.base_url
+    if not base:
+        return []
+    limit = config.feed_items
+    files = []
+    everything = [(s, c) for s in site.stories for c in s.chapters]
+    files.append(OutputFile(urls.SITE_FEED, _rss(
+        config.title, base, base + urls.SITE_FEED, config.description, config.language,
+        _newest(everything, now, limit), base)))
+    for story in site.stories:
+        files.append(OutputFile(urls.story_feed_path(story), _rss(
+            f"{story.title} - {config.title}", base + urls.story_path(story),
+            base + urls.story_feed_path(story), f"New chapters of {story.title} by {story.author}",
+            story.language, _newest([(story, c) for c in story.chapters], now, limit), base)))
+    return files
+
+
+def render_sitemap(site: Site) -> list[OutputFile]:
+    base = site.config.base_url
+    if not base:
+        return []
+    root = ET.Element("urlset", {"xmlns": SITEMAP_NS})
+
+    def add(path: str, modified: datetime | None) -> None:
+        url = ET.SubElement(root, "url")
+        _text(url, "loc", base + path)
+        if modified:
+            _text(url, "lastmod", modified.date().isoformat())
+
+    newest = max((s.updated for s in site.stories if s.updated), default=None)
+    add(urls.HOME, newest)
+    for story in site.stories:
+        add(urls.story_path(story), story.updated)
+        add(urls.work_path(story), story.updated)
+        for chapter in story.chapters:
+            add(urls.chapter_path(story, chapter), chapter.last_changed)
+    ET.indent(root)
+    return [OutputFile(urls.SITEMAP, ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")]

@@ -1,0 +1,361 @@
+"""Stage 1, load: the files of a site folder → a typed `Site`.
+
+Every problem is collected in a `ProblemLog` with the file and line it comes
+from, so that the user sees all of them at once.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any, Callable
+
+import frontmatter
+import yaml
+
+from generator.config import SiteConfig
+from generator.errors import ProblemLog, suggest
+from generator.model import RATINGS, STATUSES, Chapter, Site, Story
+
+STORY_FILE = "story.md"
+ONESHOT_CHAPTER_SLUG = "chapter-1"
+
+STORY_KEYS = ("title", "author", "rating", "warnings", "fandoms", "relationships", "characters", "tags",
+              "status", "chapters_planned", "notes_before", "notes_after", "language")
+CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before", "notes_after",
+                "warnings", "draft", "slug")
+ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
+
+# Files editors and operating systems leave beside the real ones.
+_IGNORED_NAME = re.compile(r"^(\.|~\$|#)|(~|\.swp|\.swx|\.tmp|\.bak|___jb_tmp___|___jb_old___)$|^4913$")
+
+
+def is_ignored_name(name: str) -> bool:
+    return bool(_IGNORED_NAME.search(name)) or name.startswith(".goutputstream-")
+
+
+def slugify(text: str) -> str:
+    """A URL segment: NFC, lower case, runs of anything but letters, digits, `_` and `-` made `-`."""
+    text = unicodedata.normalize("NFC", text).casefold()
+    return re.sub(r"[^\w-]+", "-", text).strip("-_")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key under which `2-x` comes before `10-x`."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part.casefold())
+                 for part in re.split(r"(\d+)", name) if part)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A Markdown file split into front matter and body, with line numbers."""
+
+    path: Path
+    meta: dict[str, Any]
+    lines: dict[str, int]  # front-matter key → line in the file
+    body: str
+    body_line: int
+
+    def line(self, key: str) -> int:
+        return self.lines.get(key, 1)
+
+
+def read_text(path: Path, log: ProblemLog) -> str | None:
+    """The file's text with BOM and CRLF removed, or None (logged) when unreadable."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        log.error(path, None, f"cannot read the file: {exc.strerror}")
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        log.error(path, line, "the file is not UTF-8 text (byte "
+                  f"0x{raw[exc.start]:02x}); save it as UTF-8 in your editor")
+        return None
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+_HANDLER = frontmatter.YAMLHandler()
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_document(path: Path, text: str, log: ProblemLog) -> Document | None:
+    """Split front matter from body and parse the YAML, keeping the line of every key."""
+    if not _HANDLER.detect(text):
+        first = text.lstrip("\n").split("\n", 1)[0] if text.strip() else ""
+        hint = ("the file is empty" if not text.strip() else
+                f"the file starts with `{first[:40]}`")
+        log.error(path, 1, f"no front matter: {hint}. Start the file with a line `---`, "
+                  "the fields (`title: ...`), and another line `---`")
+        return None
+    try:
+        fm, body = _HANDLER.split(text)
+    except ValueError:
+        log.error(path, 1, "the front matter is not closed: add a line `---` after the last field")
+        return None
+    head = text[: len(text) - len(body)]
+    body_line = head.count("\n") + 1
+    if body.startswith("\n"):
+        body = body[1:]
+        body_line += 1
+    loader = _Loader(fm)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return Document(path, {}, {}, body, body_line)
+        if not isinstance(node, yaml.MappingNode):
+            log.error(path, node.start_mark.line + 1,
+                      "the front matter must be `key: value` lines, like `title: My Story`")
+            return None
+        lines: dict[str, int] = {}
+        for key_node, _ in node.value:
+            key = str(key_node.value)
+            if key in lines:
+                log.error(path, key_node.start_mark.line + 1,
+                          f"`{key}` is given twice (first on line {lines[key]}); keep one")
+            lines[key] = key_node.start_mark.line + 1
+        meta = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = exc.problem or "invalid YAML"
+        log.error(path, line, f"invalid YAML in the front matter: {problem}. "
+                  "Check the indentation and quote values that contain `: ` or start with `*`, `&`, `[` or `{`")
+        return None
+    except yaml.YAMLError as exc:
+        log.error(path, 1, f"invalid YAML in the front matter: {exc}")
+        return None
+    finally:
+        loader.dispose()
+    return Document(path, {str(k): v for k, v in meta.items()}, lines, body, body_line)
+
+
+class Fields:
+    """Typed access to one document's front matter; wrong values are logged with their line."""
+
+    def __init__(self, doc: Document, config: SiteConfig, log: ProblemLog, known: tuple[str, ...]):
+        self.doc, self.config, self.log = doc, config, log
+        for key in doc.meta:
+            if key not in known:
+                log.warn(doc.path, doc.line(key),
+                         f"unknown field `{key}` is ignored.{suggest(key, known)}")
+
+    def _bad(self, key: str, message: str) -> None:
+        self.log.error(self.doc.path, self.doc.line(key), f"`{key}`: {message}")
+
+    def text(self, key: str, default: str = "") -> str:
+        value = self.doc.meta.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self._bad(key, f'must be text, not {_kind(value)}; write it in quotes: `{key}: "..."`')
+            return default
+        return str(value).strip()
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.text(key, default)
+        for option in allowed:
+            if value.casefold() == option.casefold():
+                return option
+        self._bad(key, f"unknown value `{value}`.{suggest(value, allowed)} Use one of: {', '.join(allowed)}")
+        return default
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.doc.meta.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value.strip(),) if value.strip() else ()
+        if not isinstance(value, list):
+            self._bad(key, f"must be a list of text, not {_kind(value)}; write `{key}: [First, Second]` "
+                      f"or one `- item` per line")
+            return ()
+        items = []
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                self._bad(key, f"every item must be text, not {_kind(item)}; quote it")
+                return ()
+            if str(item).strip():
+                items.append(str(item).strip())
+        return tuple(dict.fromkeys(items))
+
+    def integer(self, key: str, minimum: int) -> int | None:
+        value = self.doc.meta.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self._bad(key, f"must be a whole number of at least {minimum}, not `{value}`")
+            return None
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self.doc.meta.get(key, False)
+        if not isinstance(value, bool):
+            self._bad(key, f"must be `true` or `false`, not `{value}`")
+            return False
+        return value
+
+    def moment(self, key: str) -> datetime | None:
+        """A date or date-time; naive ones are in the site's timezone."""
+        value = self.doc.meta.get(key)
+        if value is None:
+            if key in self.doc.lines:
+                self._bad(key, "is empty; write a date like `2025-03-02` or `2025-03-02 18:30`")
+            return None
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value.strip())
+            except ValueError:
+                self._bad(key, f"`{value}` is not a date; write it as `2025-03-02` or `2025-03-02 18:30`")
+                return None
+        if isinstance(value, date) and not isinstance(value, datetime):
+            value = datetime.combine(value, time())
+        if not isinstance(value, datetime):
+            self._bad(key, f"`{value}` is not a date; write it as `2025-03-02` or `2025-03-02 18:30`")
+            return None
+        return value if value.tzinfo else value.replace(tzinfo=self.config.tz)
+
+
+def _kind(value: object) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", list: "a list",
+            dict: "a set of fields", str: "text"}.get(type(value), type(value).__name__)
+
+
+def _chapter(doc: Document, f: Fields, slug: str, number: int) -> Chapter:
+    return Chapter(
+        source=doc.path,
+        slug=slug,
+        number=number,
+        title=f.text("title") or None,
+        date=f.moment("date"),
+        updated=f.moment("updated"),
+        summary=f.text("summary"),
+        notes_before=f.text("notes_before"),
+        notes_after=f.text("notes_after"),
+        warnings=f.strings("warnings"),
+        draft=f.flag("draft"),
+        body=doc.body,
+        body_line=doc.body_line,
+        lines=doc.lines,
+    )
+
+
+def _story_fields(f: Fields, config: SiteConfig) -> dict[str, Any]:
+    return dict(
+        title=f.text("title"),
+        author=f.text("author", config.author),
+        rating=f.choice("rating", RATINGS, "Not Rated"),
+        warnings=f.strings("warnings"),
+        fandoms=f.strings("fandoms"),
+        relationships=f.strings("relationships"),
+        characters=f.strings("characters"),
+        tags=f.strings("tags"),
+        status=f.choice("status", STATUSES, "ongoing"),
+        chapters_planned=f.integer("chapters_planned", 1),
+        language=f.text("language", config.language),
+    )
+
+
+def _require_title(doc: Document, title: str, log: ProblemLog) -> None:
+    if not title and "title" not in doc.lines:
+        log.error(doc.path, 1, "the story has no `title`; add a line `title: Your Title` to the front matter")
+    elif not title:
+        log.error(doc.path, doc.line("title"), "`title` is empty; give the story a title")
+
+
+def _chapter_slug(doc: Document, f: Fields) -> str:
+    explicit = f.text("slug")
+    if explicit:
+        return explicit  # checked by validate
+    return slugify(doc.path.stem)
+
+
+def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Story | None:
+    story_path = folder / STORY_FILE
+    chapter_files = sorted((p for p in folder.iterdir()
+                            if p.suffix.lower() == ".md" and p.name != STORY_FILE
+                            and not is_ignored_name(p.name) and p.is_file()),
+                           key=lambda p: natural_key(p.name))
+    if not story_path.is_file():
+        if chapter_files:
+            log.error(folder, None, f"the story folder has chapters but no `{STORY_FILE}`; add one with at least "
+                      "`---`, `title: ...`, `---` and the summary")
+        return None
+    text = read_text(story_path, log)
+    doc = parse_document(story_path, text, log) if text is not None else None
+    if doc is None:
+        return None
+    f = Fields(doc, config, log, STORY_KEYS)
+    fields = _story_fields(f, config)
+    _require_title(doc, fields["title"], log)
+    chapters = []
+    for position, path in enumerate(chapter_files, start=1):
+        chapter_text = read_text(path, log)
+        chapter_doc = parse_document(path, chapter_text, log) if chapter_text is not None else None
+        if chapter_doc is None:
+            continue
+        cf = Fields(chapter_doc, config, log, CHAPTER_KEYS)
+        number = cf.integer("number", 0)
+        chapters.append(_chapter(chapter_doc, cf, _chapter_slug(chapter_doc, cf),
+                                 position if number is None else number))
+    return Story(
+        source=story_path,
+        slug=slugify(folder.name),
+        notes_before=f.text("notes_before"),
+        notes_after=f.text("notes_after"),
+        summary=doc.body.strip(),
+        summary_line=doc.body_line,
+        chapters=tuple(chapters),
+        lines=doc.lines,
+        **fields,
+    )
+
+
+def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | None:
+    text = read_text(path, log)
+    doc = parse_document(path, text, log) if text is not None else None
+    if doc is None:
+        return None
+    f = Fields(doc, config, log, ONESHOT_KEYS)
+    fields = _story_fields(f, config)
+    _require_title(doc, fields["title"], log)
+    chapter = _chapter(doc, f, ONESHOT_CHAPTER_SLUG, 1)
+    chapter = replace(chapter, title=None, summary="")
+    return Story(
+        source=path,
+        slug=f.text("slug") or slugify(path.stem),
+        summary=f.text("summary"),
+        summary_line=doc.line("summary"),
+        single_file=True,
+        chapters=(chapter,),
+        lines=doc.lines,
+        **fields,
+    )
+
+
+def load_site(config: SiteConfig, log: ProblemLog) -> Site:
+    """Every story in `content/`: folders with `story.md`, and single-file one-shots."""
+    content = config.content_dir
+    if not content.is_dir():
+        log.error(config.root, None, f"there is no `content/` folder in {config.root}; create it, or run "
+                  "`serialist init` to start a site")
+        return Site(config=config)
+    stories: list[Story] = []
+    loaders: list[tuple[Callable[[Path, SiteConfig, ProblemLog], Story | None], Path]] = []
+    for entry in sorted(content.iterdir(), key=lambda p: natural_key(p.name)):
+        if is_ignored_name(entry.name):
+            continue
+        if entry.is_dir():
+            loaders.append((load_story_folder, entry))
+        elif entry.suffix.lower() == ".md" and entry.is_file():
+            loaders.append((load_oneshot, entry))
+    for loader, path in loaders:
+        story = loader(path, config, log)
+        if story is not None:
+            stories.append(story)
+    return Site(config=config, stories=tuple(stories))

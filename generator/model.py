@@ -1,0 +1,173 @@
+"""The typed model of a site: Site, Story, Chapter.
+
+The loader builds it from files; later stages return new copies
+(`dataclasses.replace`) with more filled in: which chapters are published,
+their rendered HTML, their word counts. Nothing here is ever mutated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from generator.config import SiteConfig
+
+RATINGS = ("Not Rated", "General Audiences", "Teen And Up Audiences", "Mature", "Explicit")
+RATING_CODES = {  # short codes for compact badges, as AO3's symbols
+    "Not Rated": "NR",
+    "General Audiences": "G",
+    "Teen And Up Audiences": "T",
+    "Mature": "M",
+    "Explicit": "E",
+}
+STATUSES = ("ongoing", "complete", "hiatus", "abandoned")
+STATUS_LABELS = {"ongoing": "In progress", "complete": "Complete", "hiatus": "On hiatus", "abandoned": "Discontinued"}
+ARCHIVE_WARNINGS = (
+    "Creator Chose Not To Use Archive Warnings",
+    "No Archive Warnings Apply",
+    "Graphic Depictions Of Violence",
+    "Major Character Death",
+    "Rape/Non-Con",
+    "Underage Sex",
+)
+# AO3 stores the first one under a shorter name; authors copy either.
+ARCHIVE_WARNING_ALIASES = {"choose not to use archive warnings": "Creator Chose Not To Use Archive Warnings"}
+
+
+def archive_warning(text: str) -> str | None:
+    """The canonical AO3 archive warning `text` names (any case), or None for a free warning."""
+    key = text.strip().casefold()
+    if key in ARCHIVE_WARNING_ALIASES:
+        return ARCHIVE_WARNING_ALIASES[key]
+    for warning in ARCHIVE_WARNINGS:
+        if warning.casefold() == key:
+            return warning
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Chapter:
+    source: Path
+    slug: str
+    number: int
+    title: str | None
+    date: datetime | None
+    updated: datetime | None = None
+    summary: str = ""
+    notes_before: str = ""
+    notes_after: str = ""
+    warnings: tuple[str, ...] = ()
+    draft: bool = False
+    body: str = ""
+    body_line: int = 1  # line of the file where `body` starts
+    lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)  # front-matter key → line
+    # Filled in by the Markdown stage:
+    html: str = ""
+    notes_before_html: str = ""
+    notes_after_html: str = ""
+    summary_html: str = ""
+    words: int = 0
+
+    @property
+    def heading(self) -> str:
+        """`Chapter 3: The Letter`, or `Chapter 3` for an untitled chapter."""
+        return f"Chapter {self.number}: {self.title}" if self.title else f"Chapter {self.number}"
+
+    @property
+    def display_title(self) -> str:
+        return self.title or f"Chapter {self.number}"
+
+    @property
+    def last_changed(self) -> datetime | None:
+        return self.updated or self.date
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    source: Path  # story.md, or the one-shot's single file
+    slug: str
+    title: str
+    author: str
+    rating: str = "Not Rated"
+    warnings: tuple[str, ...] = ()
+    fandoms: tuple[str, ...] = ()
+    relationships: tuple[str, ...] = ()
+    characters: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    status: str = "ongoing"
+    chapters_planned: int | None = None
+    notes_before: str = ""
+    notes_after: str = ""
+    language: str = "en"
+    summary: str = ""
+    summary_line: int = 1
+    single_file: bool = False
+    chapters: tuple[Chapter, ...] = ()  # published (visible) chapters once selected
+    lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    # Filled in by the selection stage: the next chapter not yet published.
+    next_scheduled: datetime | None = None
+    # Filled in by the Markdown stage:
+    summary_html: str = ""
+    notes_before_html: str = ""
+    notes_after_html: str = ""
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def words(self) -> int:
+        return sum(c.words for c in self.chapters)
+
+    @property
+    def chapter_count(self) -> str:
+        """AO3's posted/expected: `3/10`, `3/?`, `3/3`."""
+        posted = len(self.chapters)
+        if self.chapters_planned is not None:
+            return f"{posted}/{max(self.chapters_planned, posted) if self.is_complete else self.chapters_planned}"
+        return f"{posted}/{posted}" if self.is_complete else f"{posted}/?"
+
+    @property
+    def published(self) -> datetime | None:
+        dates = [c.date for c in self.chapters if c.date]
+        return min(dates) if dates else None
+
+    @property
+    def updated(self) -> datetime | None:
+        dates = [c.last_changed for c in self.chapters if c.last_changed]
+        return max(dates) if dates else None
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS[self.status]
+
+    @property
+    def rating_code(self) -> str:
+        return RATING_CODES[self.rating]
+
+    @property
+    def archive_warnings(self) -> tuple[str, ...]:
+        return tuple(w for w in (archive_warning(x) for x in self.warnings) if w)
+
+    @property
+    def content_warnings(self) -> tuple[str, ...]:
+        return tuple(w for w in self.warnings if not archive_warning(w))
+
+    @property
+    def next_number(self) -> int:
+        return (self.chapters[-1].number + 1) if self.chapters else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    config: SiteConfig
+    stories: tuple[Story, ...] = ()
+
+    @property
+    def words(self) -> int:
+        return sum(s.words for s in self.stories)
+
+    @property
+    def chapter_total(self) -> int:
+        return sum(len(s.chapters) for s in self.stories)

@@ -1,0 +1,108 @@
+"""Themes: where templates and static files come from, and the Jinja2 environment.
+
+A theme is a folder with `templates/` and `static/`. A site's own theme lives
+in `<site>/themes/<name>/`; the built-in `default` theme ships inside the
+package. Templates are looked up in the chosen theme first, then in the
+default theme, and `default/…` always names the default theme's file, so a
+theme can override one template or `{% extends "default/base.html" %}`.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import format_datetime
+from pathlib import Path
+
+import jinja2
+
+from generator.config import SiteConfig
+from generator.errors import ContentError, Problem
+
+DEFAULT_THEME = "default"
+
+
+def builtin_themes_dir() -> Path:
+    """The built-in themes: packaged as `generator._themes`, or `themes/` beside the package in a checkout."""
+    checkout = Path(__file__).resolve().parent.parent / "themes"
+    if (checkout / DEFAULT_THEME / "templates").is_dir():
+        return checkout
+    return Path(str(importlib.resources.files("generator._themes")))
+
+
+@dataclass(frozen=True, slots=True)
+class Theme:
+    name: str
+    folders: tuple[Path, ...]  # the chosen theme first, then the default
+
+    @property
+    def static_dirs(self) -> tuple[Path, ...]:
+        return tuple(f / "static" for f in self.folders if (f / "static").is_dir())
+
+    def files(self) -> list[Path]:
+        """Every file that makes up the theme (for cache keys and the dev server)."""
+        return sorted(p for f in self.folders for p in f.rglob("*") if p.is_file())
+
+
+def find_theme(config: SiteConfig) -> Theme:
+    default = builtin_themes_dir() / DEFAULT_THEME
+    if config.theme == DEFAULT_THEME:
+        return Theme(DEFAULT_THEME, (default,))
+    for candidate in (config.root / "themes" / config.theme, builtin_themes_dir() / config.theme):
+        if (candidate / "templates").is_dir():
+            return Theme(config.theme, (candidate, default))
+    raise ContentError([Problem(config.config_path, None,
+                                f"theme `{config.theme}` not found: expected a folder "
+                                f"themes/{config.theme}/templates/ in the site, or use `theme = \"default\"`")])
+
+
+def _date(value: datetime | None, fmt: str = "%Y-%m-%d") -> str:
+    return value.strftime(fmt) if value else ""
+
+
+def _number(value: int) -> str:
+    return f"{value:,}"
+
+
+def make_environment(theme: Theme) -> jinja2.Environment:
+    loaders = [jinja2.FileSystemLoader(str(f / "templates")) for f in theme.folders]
+    default = theme.folders[-1] / "templates"
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([*loaders, jinja2.PrefixLoader({DEFAULT_THEME: jinja2.FileSystemLoader(str(default))})]),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["date"] = _date
+    env.filters["rfc822"] = lambda d: format_datetime(d) if d else ""
+    env.filters["number"] = _number
+    return env
+
+
+def template_problem(exc: jinja2.TemplateError, theme: Theme) -> Problem:
+    """A template error as a Problem naming the template file and line."""
+    if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
+        return Problem(Path(exc.filename), exc.lineno, f"template error: {exc.message}")
+    tb = exc.__traceback__
+    where: tuple[str, int] | None = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith((".html", ".xml", ".txt")):
+            where = (filename, tb.tb_lineno)
+        tb = tb.tb_next
+    if where:
+        return Problem(Path(where[0]), where[1], f"template error: {exc}")
+    return Problem(theme.folders[0], None, f"template error: {exc}")
+
+
+def static_files(theme: Theme) -> dict[str, Path]:
+    """Output path (under `assets/`) → source file; the chosen theme's files win over the default's."""
+    found: dict[str, Path] = {}
+    for folder in reversed(theme.static_dirs):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                found["assets/" + path.relative_to(folder).as_posix()] = path
+    return found
