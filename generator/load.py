@@ -81,7 +81,20 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
 
 
 _HANDLER = frontmatter.YAMLHandler()
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML's safe loader, except that an impossible date (`2025-13-45`) stays text for `Fields` to report."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
 def parse_document(path: Path, text: str, log: ProblemLog) -> Document | None:
@@ -122,6 +135,8 @@ def parse_document(path: Path, text: str, log: ProblemLog) -> Document | None:
         meta = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if mark and exc.context_mark and mark.line >= fm.count("\n"):
+            mark = exc.context_mark  # an unclosed `[`, `{` or quote: point at where it opened
         line = mark.line + 1 if mark else 1
         problem = exc.problem or "invalid YAML"
         log.error(path, line, f"invalid YAML in the front matter: {problem}. "

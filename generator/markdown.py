@@ -1,8 +1,9 @@
 """Stage 4, render Markdown: chapter text, notes and summaries → HTML, with word counts.
 
 markdown-it-py with typographic quotes, dashes and ellipses, footnotes
-(their ids prefixed per chapter so a whole-work page has no clashes), and
-thematic breaks rendered as scene breaks.
+(their ids prefixed per chapter so a whole-work page has no clashes),
+thematic breaks rendered as scene breaks, and raw HTML limited to a safe
+list of tags (as on AO3) with nh3.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 from dataclasses import replace
 from functools import lru_cache
 
+import nh3
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.footnote import footnote_plugin
@@ -18,6 +20,34 @@ from mdit_py_plugins.footnote import footnote_plugin
 from generator.model import Chapter, Site, Story
 
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+# The HTML an author may write inside Markdown: AO3's list, less what HTML5 made obsolete.
+_TAGS = {
+    "a", "abbr", "address", "b", "bdi", "bdo", "blockquote", "br", "caption", "cite", "code", "col",
+    "colgroup", "dd", "del", "details", "dfn", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "rp", "rt",
+    "ruby", "s", "samp", "section", "small", "span", "strong", "sub", "summary", "sup", "table", "tbody",
+    "td", "tfoot", "th", "thead", "time", "tr", "u", "ul", "var", "wbr",
+}
+_ATTRIBUTES = {
+    "*": {"class", "id", "title", "lang", "dir"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "ol": {"start", "reversed", "type"},
+    "li": {"value"},
+    "td": {"colspan", "rowspan", "style"},
+    "th": {"colspan", "rowspan", "scope", "style"},
+    "time": {"datetime"},
+    "q": {"cite"},
+    "blockquote": {"cite"},
+}
+
+
+def sanitize(html: str) -> str:
+    """Keep the author's formatting, drop scripts, styles, frames, forms and event handlers."""
+    return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, link_rel=None,
+                     url_schemes={"http", "https", "mailto"}, filter_style_properties={"text-align"})
 
 
 def _scene_break(self, tokens, idx, options, env) -> str:  # noqa: ANN001 (markdown-it's signature)
@@ -52,7 +82,7 @@ def render(text: str, doc_id: str) -> tuple[str, int]:
     md = markdown()
     env = {"docId": doc_id}
     tokens = md.parse(text, env)
-    return md.renderer.render(tokens, md.options, env), count_words(tokens)
+    return sanitize(md.renderer.render(tokens, md.options, env)), count_words(tokens)
 
 
 def render_chapter(chapter: Chapter, story_slug: str) -> Chapter:

@@ -1,0 +1,77 @@
+"""Shared fixtures: scratch sites written from a dict, the sample site, the CLI."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_SITE = REPO
+# A fixed "now" so that tests do not depend on the day they run.
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
+    """Write dedented `files` (path → text or bytes) under `root`."""
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content).lstrip("\n"), "utf-8")
+    return root
+
+
+@pytest.fixture
+def make_site(tmp_path: Path):
+    """`make_site({"content/s/story.md": "...", ...})` → the site folder."""
+
+    def make(files: dict[str, str | bytes], name: str = "site") -> Path:
+        return write_files(tmp_path / name, files)
+
+    return make
+
+
+@pytest.fixture
+def sample_copy(tmp_path: Path) -> Path:
+    """A copy of the repository's sample site (site.toml + content/)."""
+    site = tmp_path / "sample"
+    site.mkdir()
+    shutil.copy(SAMPLE_SITE / "site.toml", site / "site.toml")
+    shutil.copytree(SAMPLE_SITE / "content", site / "content")
+    return site
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `python -m generator ARGS` as a user would, capturing output."""
+    result = subprocess.run([sys.executable, "-m", "generator", *map(str, args)], cwd=cwd,
+                            capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"serialist {' '.join(map(str, args))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def tree_bytes(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (dot-files included) → its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+STORY = """\
+---
+title: A Story
+rating: General Audiences
+status: ongoing
+---
+A summary.
+"""
+
+
+def chapter(title: str = "One", date: str = "2025-01-01", body: str = "Some words here.", extra: str = "") -> str:
+    return f"---\ntitle: {title}\ndate: {date}\n{extra}---\n{body}\n"
