@@ -37,7 +37,7 @@ def end_notice(story: Story) -> Notice:
         return Notice("scheduled", f"Chapter {number}{of} is scheduled",
                       f"Chapter {number} is scheduled for {story.next_scheduled.strftime('%Y-%m-%d')}.")
     return Notice("pending", f"Chapter {number}{of} is pending",
-                  f"This story is in progress: chapter {number} is pending.")
+                  "This story is in progress; the next chapter has not been posted yet.")
 
 
 class PageRenderer:
