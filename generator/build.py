@@ -15,7 +15,7 @@ from generator.config import BuildOptions, load_config, normalise_base_url, base
 from generator.errors import ContentError, Problem, ProblemLog, UsageError
 from generator.feeds import render_feeds, render_sitemap
 from generator.load import load_site
-from generator.markdown import render_site
+from generator.markdown import link_targets, render_site
 from generator.output import OutputFile, check_output_location, write_output
 from generator.pages import render_pages
 from generator.publish import select_published
@@ -65,18 +65,20 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
         if error:
             raise UsageError(f"--base-url: {error}")
         config = replace(config, base_url=normalise_base_url(options.base_url))
-    check_output_location(options.output, root, config.content_dir)
+    if options.write:
+        check_output_location(options.output, root, config.content_dir)
     theme = find_theme(config)
     stages.done("config")
 
     site = load_site(config, log)
     stages.done("load")
-    validate_site(site, log)
-    log.raise_if_errors()
+    validate_site(site, log, now)
+    log.raise_if_errors(strict=options.strict)
     stages.done("validate")
-    site = select_published(site, now, drafts=options.drafts, future=options.future)
+    published = select_published(site, now, drafts=options.drafts, future=options.future)
     stages.done("select")
-    site = render_site(site)
+    site = render_site(published, link_targets(site, published), log)
+    log.raise_if_errors(strict=options.strict)
     stages.done("markdown")
     env = make_environment(theme)
     try:
@@ -90,7 +92,7 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
-    written = write_output(files, options.output)
+    written = write_output(files, options.output) if options.write else 0
     stages.done("write")
 
     warnings = list(log.warnings)

@@ -59,6 +59,8 @@ class BuildOptions:
     future: bool = False
     base_url: str | None = None
     quiet: bool = False
+    strict: bool = False  # warnings fail the build
+    write: bool = True  # False: check everything, write nothing (`serialist check`)
     now: datetime | None = None
 
 

@@ -55,6 +55,10 @@ class ContentError(SerialistError):
         self.problems = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    @property
+    def error_count(self) -> int:
+        return sum(p.level == "error" for p in self.problems)
+
 
 class OutputError(SerialistError):
     """The output folder cannot be used or written."""
@@ -84,7 +88,9 @@ class ProblemLog:
     def warnings(self) -> tuple[Problem, ...]:
         return tuple(p for p in self._problems if p.level == "warning")
 
-    def raise_if_errors(self) -> None:
-        errors = self.errors
-        if errors:
-            raise ContentError(sorted(errors, key=lambda p: (str(p.path), p.line or 0)))
+    def raise_if_errors(self, strict: bool = False) -> None:
+        """Raise every error (and with `strict`, every warning as an error) found so far."""
+        problems = tuple(Problem(p.path, p.line, p.message, "error") for p in self._problems) if strict \
+            else tuple(self._problems)
+        if any(p.level == "error" for p in problems):
+            raise ContentError(sorted(problems, key=lambda p: (str(p.path), p.line or 0)))

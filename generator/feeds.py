@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 from generator import urls
 from generator.model import Chapter, Site, Story
 from generator.output import OutputFile
+from generator.pages import linked_chapter
 
 ATOM = "http://www.w3.org/2005/Atom"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -36,6 +37,7 @@ def guid(story: Story, chapter: Chapter) -> str:
 
 
 def item_html(story: Story, chapter: Chapter, base_url: str) -> str:
+    chapter = linked_chapter(chapter, lambda path: base_url + path)
     parts = []
     if chapter.notes_before_html:
         parts.append(f"<h3>Notes</h3>\n{chapter.notes_before_html}")

@@ -63,6 +63,10 @@ class Document:
         return self.lines.get(key, 1)
 
 
+# Code points that HTML and XML forbid in a document: control characters and non-characters.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff]")
+
+
 def read_text(path: Path, log: ProblemLog) -> str | None:
     """The file's text with BOM and CRLF removed, or None (logged) when unreadable."""
     try:
@@ -77,7 +81,8 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
         log.error(path, line, "the file is not UTF-8 text (byte "
                   f"0x{raw[exc.start]:02x}); save it as UTF-8 in your editor")
         return None
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return _FORBIDDEN.sub("", text)
 
 
 _HANDLER = frontmatter.YAMLHandler()
@@ -294,7 +299,7 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
     story_path = folder / STORY_FILE
     chapter_files = sorted((p for p in folder.iterdir()
                             if p.suffix.lower() == ".md" and p.name != STORY_FILE
-                            and not is_ignored_name(p.name) and p.is_file()),
+                            and not is_ignored_name(p.name) and not is_symlink_loop(p, log) and p.is_file()),
                            key=lambda p: natural_key(p.name))
     if not story_path.is_file():
         if chapter_files:
@@ -353,6 +358,22 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
     )
 
 
+def is_symlink_loop(path: Path, log: ProblemLog) -> bool:
+    """A link that points at itself or at a folder containing it is reported, never followed."""
+    if not path.is_symlink():
+        return False
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        log.error(path, None, "this symbolic link points nowhere or at itself (a loop); remove it")
+        return True
+    if target.is_dir() and path.parent.resolve().is_relative_to(target):
+        log.error(path, None, f"this symbolic link points at {target}, a folder that contains it (a loop); "
+                  "remove it")
+        return True
+    return False
+
+
 def load_site(config: SiteConfig, log: ProblemLog) -> Site:
     """Every story in `content/`: folders with `story.md`, and single-file one-shots."""
     content = config.content_dir
@@ -363,7 +384,7 @@ def load_site(config: SiteConfig, log: ProblemLog) -> Site:
     stories: list[Story] = []
     loaders: list[tuple[Callable[[Path, SiteConfig, ProblemLog], Story | None], Path]] = []
     for entry in sorted(content.iterdir(), key=lambda p: natural_key(p.name)):
-        if is_ignored_name(entry.name):
+        if is_ignored_name(entry.name) or is_symlink_loop(entry, log):
             continue
         if entry.is_dir():
             loaders.append((load_story_folder, entry))

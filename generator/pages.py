@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator
 
 import jinja2
 
 from generator import urls
-from generator.model import Site, Story
+from generator.markdown import resolve_links
+from generator.model import Chapter, Site, Story
 from generator.output import OutputFile
 from generator.urls import Linker
 
@@ -40,6 +41,29 @@ def end_notice(story: Story) -> Notice:
                   "This story is in progress; the next chapter has not been posted yet.")
 
 
+def linked_chapter(chapter: Chapter, url: Callable[[str], str], same_story: str | None = None) -> Chapter:
+    """The chapter with its links between chapters resolved for one page."""
+    return replace(
+        chapter,
+        html=resolve_links(chapter.html, url, same_story),
+        notes_before_html=resolve_links(chapter.notes_before_html, url, same_story),
+        notes_after_html=resolve_links(chapter.notes_after_html, url, same_story),
+        summary_html=resolve_links(chapter.summary_html, url, same_story),
+    )
+
+
+def linked_story(story: Story, url: Callable[[str], str], whole_work: bool = False) -> Story:
+    """The story's summary and notes (and on a whole-work page, its chapters) with links resolved."""
+    same = story.slug if whole_work else None
+    return replace(
+        story,
+        summary_html=resolve_links(story.summary_html, url, same),
+        notes_before_html=resolve_links(story.notes_before_html, url, same),
+        notes_after_html=resolve_links(story.notes_after_html, url, same),
+        chapters=tuple(linked_chapter(c, url, same) for c in story.chapters) if whole_work else story.chapters,
+    )
+
+
 class PageRenderer:
     """Renders each page of the site with one Jinja2 environment."""
 
@@ -48,8 +72,10 @@ class PageRenderer:
         self.env = env
         self.has_feeds = bool(site.config.base_url)
 
-    def _render(self, template: str, page: str, title: str, **context: Any) -> OutputFile:
-        link = Linker(page, self.site.config.base_url)
+    def _link(self, page: str) -> Linker:
+        return Linker(page, self.site.config.base_url)
+
+    def _render(self, template: str, link: Linker, title: str, **context: Any) -> OutputFile:
         feeds = []
         if self.has_feeds:
             feeds.append((f"{self.site.config.title} (all stories)", link.url(urls.SITE_FEED)))
@@ -63,38 +89,41 @@ class PageRenderer:
             url=link.url,
             urls=urls,
             page_title=title,
-            canonical=link.absolute(page),
+            canonical=link.absolute(link.page),
             feeds=feeds,
             has_feeds=self.has_feeds,
             **context,
         )
-        return OutputFile(urls.file_of(page), html.encode("utf-8"))
+        return OutputFile(urls.file_of(link.page), html.encode("utf-8"))
 
     def home(self) -> OutputFile:
-        return self._render("home.html", urls.HOME, self.site.config.title, stories=self.site.stories)
+        link = self._link(urls.HOME)
+        stories = tuple(linked_story(s, link.url) for s in self.site.stories)
+        return self._render("home.html", link, self.site.config.title, stories=stories)
 
     def story(self, story: Story) -> OutputFile:
-        return self._render("story.html", urls.story_path(story), f"{story.title} - {self.site.config.title}",
-                            story=story, notice=end_notice(story))
+        link = self._link(urls.story_path(story))
+        return self._render("story.html", link, f"{story.title} - {self.site.config.title}",
+                            story=linked_story(story, link.url), notice=end_notice(story))
 
     def chapter(self, story: Story, index: int) -> OutputFile:
         chapter = story.chapters[index]
         prev = story.chapters[index - 1] if index > 0 else None
         nxt = story.chapters[index + 1] if index + 1 < len(story.chapters) else None
-        title = f"{chapter.heading} - {story.title}" if len(story.chapters) > 1 or not story.single_file else story.title
-        return self._render("chapter.html", urls.chapter_path(story, chapter),
-                            f"{title} - {self.site.config.title}",
-                            story=story, chapter=chapter, prev=prev, next=nxt,
-                            is_first=index == 0, is_last=nxt is None,
+        title = story.title if story.single_file else f"{chapter.heading} - {story.title}"
+        link = self._link(urls.chapter_path(story, chapter))
+        return self._render("chapter.html", link, f"{title} - {self.site.config.title}",
+                            story=linked_story(story, link.url), chapter=linked_chapter(chapter, link.url),
+                            prev=prev, next=nxt, is_first=index == 0, is_last=nxt is None,
                             notice=end_notice(story) if nxt is None else None)
 
     def work(self, story: Story) -> OutputFile:
-        return self._render("work.html", urls.work_path(story),
-                            f"{story.title} (entire work) - {self.site.config.title}",
-                            story=story, notice=end_notice(story))
+        link = self._link(urls.work_path(story))
+        return self._render("work.html", link, f"{story.title} (entire work) - {self.site.config.title}",
+                            story=linked_story(story, link.url, whole_work=True), notice=end_notice(story))
 
     def not_found(self) -> OutputFile:
-        return self._render("404.html", urls.NOT_FOUND, f"Page not found - {self.site.config.title}",
+        return self._render("404.html", self._link(urls.NOT_FOUND), f"Page not found - {self.site.config.title}",
                             base_path=self.site.config.base_path)
 
 

@@ -9,7 +9,6 @@ theme can override one template or `{% extends "default/base.html" %}`.
 
 from __future__ import annotations
 
-import importlib.resources
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
@@ -28,7 +27,9 @@ def builtin_themes_dir() -> Path:
     checkout = Path(__file__).resolve().parent.parent / "themes"
     if (checkout / DEFAULT_THEME / "templates").is_dir():
         return checkout
-    return Path(str(importlib.resources.files("generator._themes")))
+    # Installed: `generator/_themes/` (no `__init__.py`, so not `importlib.resources` of its own:
+    # a namespace package's `files()` is a MultiplexedPath whose str() is not a path).
+    return Path(__file__).resolve().parent / "_themes"
 
 
 @dataclass(frozen=True, slots=True)

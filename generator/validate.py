@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+from datetime import datetime
 from pathlib import Path
 
 from generator.errors import ProblemLog
 from generator.load import slugify
-from generator.model import Site, Story
+from generator.model import ARCHIVE_WARNINGS, Site, Story, archive_warning
 
 RESERVED_STORY_SLUGS = frozenset({"assets", "tags", "series", "404", "feed"})
 RESERVED_CHAPTER_SLUGS = frozenset({"all", "images", "feed"})
@@ -51,11 +53,52 @@ def _check_story(story: Story, log: ProblemLog) -> None:
             log.warn(chapter.source, chapter.lines.get("updated"), "`updated` is before `date`")
 
 
-def validate_site(site: Site, log: ProblemLog) -> None:
-    """Log every cross-file problem: slugs, numbering, required dates."""
+def _check_consistency(story: Story, now: datetime, log: ProblemLog) -> None:
+    """What AO3 would refuse or an author would not mean: counts, order, warnings, empty chapters."""
+    posted = [c for c in story.chapters if not c.draft]
+    planned_line = story.lines.get("chapters_planned")
+    if story.chapters_planned is not None and story.chapters_planned < len(posted):
+        log.error(story.source, planned_line,
+                  f"`chapters_planned` is {story.chapters_planned} but {len(posted)} chapters are posted or "
+                  "scheduled; raise it, or remove it if the total is unknown")
+    elif story.chapters_planned == len(posted) and not story.is_complete and story.status != "abandoned":
+        log.warn(story.source, planned_line,
+                 f"all {len(posted)} planned chapters are posted but `status` is `{story.status}`; "
+                 "set `status: complete` if the story is finished")
+    if story.is_complete:
+        pending = [c for c in story.chapters if c.draft or (c.date is not None and c.date > now)]
+        for chapter in pending:
+            kind = "a draft" if chapter.draft else "scheduled"
+            log.warn(chapter.source, chapter.lines.get("draft" if chapter.draft else "date"),
+                     f"the story is marked `status: complete` but this chapter is {kind}")
+    dated = sorted((c for c in posted if c.date), key=lambda c: c.number)
+    for before, after in zip(dated, dated[1:]):
+        if after.date < before.date:  # type: ignore[operator]
+            log.warn(after.source, after.lines.get("date"),
+                     f"chapter {after.number} is dated before chapter {before.number} "
+                     f"({before.source.name}); check the date or the order of the files")
+    for source, lines, warnings in [(story.source, story.lines, story.warnings),
+                                    *((c.source, c.lines, c.warnings) for c in story.chapters)]:
+        for warning in warnings:
+            if archive_warning(warning):
+                continue
+            close = difflib.get_close_matches(warning.casefold(), [w.casefold() for w in ARCHIVE_WARNINGS],
+                                              n=1, cutoff=0.8)
+            if close:
+                canonical = next(w for w in ARCHIVE_WARNINGS if w.casefold() == close[0])
+                log.warn(source, lines.get("warnings"), f"the warning `{warning}` looks like AO3's archive "
+                         f"warning `{canonical}`; write it exactly so it is shown as one")
+    for chapter in story.chapters:
+        if not chapter.body.strip():
+            log.warn(chapter.source, chapter.body_line, "the chapter has no text")
+
+
+def validate_site(site: Site, log: ProblemLog, now: datetime) -> None:
+    """Log every cross-file problem: slugs, numbering, required dates, consistency."""
     story_slugs: dict[str, Path] = {}
     for story in site.stories:
         _check_story(story, log)
+        _check_consistency(story, now, log)
         if story.slug in story_slugs:
             log.error(story.source, None,
                       f"the story URL name `{story.slug}` is also used by {story_slugs[story.slug]}; "

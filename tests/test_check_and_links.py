@@ -1,0 +1,117 @@
+"""`serialist check`, `build --strict`, and links between chapters."""
+
+from __future__ import annotations
+
+import re
+
+import feedparser
+import pytest
+
+from conftest import STORY, chapter, run_cli, tree_bytes
+
+BASE = {"site.toml": 'title = "T"\nbase_url = "https://example.org/site/"\n'}
+
+
+def test_check_clean_site_exits_zero_and_writes_nothing(make_site):
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/01-one.md": chapter()})
+    before = tree_bytes(site)
+    result = run_cli("check", site)
+    assert result.returncode == 0, result.stderr
+    assert "no problems" in result.stdout
+    assert tree_bytes(site) == before
+    assert not (site / "output").exists()
+
+
+CHECK_CASES = [
+    pytest.param({"content/s/story.md": "---\ntitle: S\ntitel: x\n---\n"}, "story.md:3: warning:",
+                 "Did you mean `title`?", id="unknown-key"),
+    pytest.param({"content/s/02-two.md": chapter("Two", "2024-06-01")}, "02-two.md:3: warning:",
+                 "dated before chapter 1", id="dates-out-of-order"),
+    pytest.param({"content/s/story.md": "---\ntitle: S\nchapters_planned: 1\n---\n"}, "story.md:3: warning:",
+                 "set `status: complete`", id="planned-equals-posted-not-complete"),
+    pytest.param({"content/s/story.md": "---\ntitle: S\nstatus: complete\n---\n",
+                  "content/s/02-two.md": chapter("Two", "2030-01-01")}, "02-two.md:3: warning:",
+                 "is scheduled", id="complete-with-scheduled"),
+    pytest.param({"content/s/story.md": "---\ntitle: S\nstatus: complete\n---\n",
+                  "content/s/02-two.md": "---\ntitle: Two\ndraft: true\n---\nText\n"}, "02-two.md:3: warning:",
+                 "is a draft", id="complete-with-draft"),
+    pytest.param({"content/s/story.md": "---\ntitle: S\nwarnings: [Major Charater Death]\n---\n"},
+                 "story.md:3: warning:", "`Major Character Death`", id="misspelt-archive-warning"),
+    pytest.param({"content/s/02-two.md": "---\ntitle: Two\ndate: 2025-02-01\n---\n\n"}, "02-two.md:",
+                 "has no text", id="empty-chapter"),
+    pytest.param({"content/s/02-two.md": chapter("Two", "2025-02-01", body="See [there](../nowhere/x.png).")},
+                 "02-two.md:5: warning:", "leads nowhere", id="link-nowhere"),
+]
+
+
+@pytest.mark.parametrize(("files", "where", "text"), CHECK_CASES)
+def test_check_warns_and_strict_fails(make_site, files, where, text):
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/01-one.md": chapter(), **files})
+    result = run_cli("check", site)
+    assert result.returncode == 0, result.stderr
+    assert where in result.stderr and text in result.stderr, result.stderr
+    strict = run_cli("check", site, "--strict")
+    assert strict.returncode == 1
+    assert where.replace("warning", "error") in strict.stderr
+    build = run_cli("build", site, "--strict")
+    assert build.returncode == 1 and not (site / "output").exists()
+    assert run_cli("build", site).returncode == 0
+
+
+def test_planned_lower_than_posted_is_an_error(make_site):
+    site = make_site({**BASE, "content/s/story.md": "---\ntitle: S\nchapters_planned: 1\n---\n",
+                      "content/s/01-one.md": chapter(), "content/s/02-two.md": chapter("Two", "2025-02-01")})
+    result = run_cli("check", site)
+    assert result.returncode == 1
+    assert "story.md:3: error: `chapters_planned` is 1 but 2 chapters" in result.stderr
+
+
+LINKED = {
+    **BASE,
+    "content/s/story.md": STORY,
+    "content/s/01-one.md": chapter("One", body="Before.\n\nAs told [in the letter](02-two.md#the-letter), "
+                                               "and [the other story](../t/story.md)."),
+    "content/s/02-two.md": chapter("Two", "2025-01-02", body="## The letter\n\nBack to [one](01-one.md)."),
+    "content/t/story.md": "---\ntitle: T\n---\nSee [the first story](../s/01-one.md).\n",
+    "content/t/1.md": chapter("Only"),
+}
+
+
+def test_links_between_chapters_are_rewritten_everywhere(make_site):
+    site = make_site(LINKED)
+    run_cli("build", site, check=True)
+    out = site / "output"
+    one = (out / "s/01-one/index.html").read_text()
+    assert 'href="../../s/02-two/index.html#the-letter"' in one
+    assert 'href="../../t/index.html"' in one
+    work = (out / "s/all/index.html").read_text()
+    assert 'href="#the-letter"' in work and 'href="#chapter-01-one"' in work
+    assert 'id="the-letter"' in work
+    assert 'id="chapter-01-one"' in work
+    home = (out / "index.html").read_text()
+    assert 'href="s/01-one/index.html"' in home
+    feed = feedparser.parse((out / "s/feed.xml").read_bytes())
+    assert feed.bozo == 0
+    html = " ".join(e.description for e in feed.entries)
+    assert "https://example.org/site/s/02-two/#the-letter" in html
+    assert "https://example.org/site/t/" in html
+    assert not re.search(r'href="[^"]*\.md', html)
+    assert not re.search(r'href="[^"]*\.md', one + work + home)
+
+
+def test_link_to_missing_file_is_an_error_with_line(make_site):
+    site = make_site({**LINKED, "content/s/02-two.md": chapter("Two", "2025-01-02",
+                                                               body="Para.\n\nA [broken](03-three.md) link.")})
+    result = run_cli("build", site)
+    assert result.returncode == 1
+    assert "02-two.md:7: error: the link to `03-three.md` leads nowhere" in result.stderr
+
+
+def test_link_to_unpublished_chapter_is_dropped_with_warning(make_site):
+    site = make_site({**LINKED, "content/s/03-three.md": "---\ntitle: Three\ndraft: true\n---\nSECRET-TEXT\n",
+                      "content/s/02-two.md": chapter("Two", "2025-01-02", body="Soon: [next](03-three.md).")})
+    result = run_cli("build", site)
+    assert result.returncode == 0, result.stderr
+    assert "02-two.md:5: warning:" in result.stderr and "not published" in result.stderr
+    page = (site / "output/s/02-two/index.html").read_text()
+    assert "03-three" not in page and "next" in page
