@@ -15,9 +15,9 @@ from typing import Iterable
 
 def display_path(path: Path | str) -> str:
     """A path as the user should see it: relative to the working folder when inside it."""
-    path = Path(path)
+    path = Path(os.path.abspath(path))
     try:
-        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd().resolve()) else str(path)
+        return os.path.relpath(path) if path.is_relative_to(Path.cwd().resolve()) else str(path)
     except (OSError, ValueError):
         return str(path)
 

@@ -67,6 +67,11 @@ class Document:
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff]")
 
 
+def clean_text(text: str) -> str:
+    """A front-matter value without surrounding space or code points HTML and XML forbid (YAML escapes can make them)."""
+    return _FORBIDDEN.sub("", text).strip()
+
+
 def read_text(path: Path, log: ProblemLog) -> str | None:
     """The file's text with BOM and CRLF removed, or None (logged) when unreadable."""
     try:
@@ -175,7 +180,7 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             self._bad(key, f'must be text, not {_kind(value)}; write it in quotes: `{key}: "..."`')
             return default
-        return str(value).strip()
+        return clean_text(str(value))
 
     def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
         value = self.text(key, default)
@@ -190,7 +195,7 @@ class Fields:
         if value is None:
             return ()
         if isinstance(value, str):
-            return (value.strip(),) if value.strip() else ()
+            return (clean_text(value),) if clean_text(value) else ()
         if not isinstance(value, list):
             self._bad(key, f"must be a list of text, not {_kind(value)}; write `{key}: [First, Second]` "
                       f"or one `- item` per line")
@@ -200,8 +205,8 @@ class Fields:
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 self._bad(key, f"every item must be text, not {_kind(item)}; quote it")
                 return ()
-            if str(item).strip():
-                items.append(str(item).strip())
+            if clean_text(str(item)):
+                items.append(clean_text(str(item)))
         return tuple(dict.fromkeys(items))
 
     def integer(self, key: str, minimum: int) -> int | None:

@@ -23,8 +23,8 @@ def _check_slug(slug: str, path: Path, line: int | None, reserved: frozenset[str
         log.error(path, line, f"unsafe slug `{slug}`: a slug is one URL segment of lower-case letters, "
                   f"digits and `-`, like `{slugify(slug) or 'chapter-one'}`")
     elif slug in reserved:
-        log.error(path, line, f"the {what} URL name `{slug}` is reserved for the site's own pages; "
-                  f"rename it or set another `slug:`")
+        fix = "set another `slug:`" if what == "chapter" else "rename the folder or file"
+        log.error(path, line, f"the {what} URL name `{slug}` is reserved for the site's own pages; {fix}")
 
 
 def _check_story(story: Story, log: ProblemLog) -> None:
