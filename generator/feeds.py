@@ -67,7 +67,7 @@ def _rss(title: str, link: str, self_url: str, description: str, language: str,
         _text(channel, "lastBuildDate", format_datetime(max(c.date for _, c in items if c.date)))
     for story, chapter in items:
         item = ET.SubElement(channel, "item")
-        _text(item, "title", f"{story.title} - {chapter.heading}")
+        _text(item, "title", story.title if story.single_file else f"{story.title} - {chapter.heading}")
         _text(item, "link", base_url + urls.chapter_path(story, chapter))
         _text(item, "guid", guid(story, chapter), isPermaLink="false")
         if chapter.date:

@@ -107,6 +107,7 @@ class Story:
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     # Filled in by the selection stage: the next chapter not yet published.
     next_scheduled: datetime | None = None
+    next_scheduled_number: int | None = None
     # Filled in by the Markdown stage:
     summary_html: str = ""
     notes_before_html: str = ""

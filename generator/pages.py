@@ -35,6 +35,7 @@ def end_notice(story: Story) -> Notice:
     number = story.next_number
     of = f" of {story.chapters_planned}" if story.chapters_planned else ""
     if story.next_scheduled:
+        number = story.next_scheduled_number or number
         return Notice("scheduled", f"Chapter {number}{of} is scheduled",
                       f"Chapter {number} is scheduled for {story.next_scheduled.strftime('%Y-%m-%d')}.")
     return Notice("pending", f"Chapter {number}{of} is pending",

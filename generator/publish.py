@@ -26,8 +26,11 @@ def select_published(site: Site, now: datetime, drafts: bool, future: bool) -> S
         visible = tuple(c for c in ordered if is_published(c, now, drafts, future))
         if not visible:
             continue
-        scheduled = [] if future else [c.date for c in ordered if not c.draft and c.date and c.date > now]
-        stories.append(replace(story, chapters=visible, next_scheduled=min(scheduled) if scheduled else None))
+        scheduled = [] if future else sorted((c.date, c.number) for c in ordered
+                                             if not c.draft and c.date and c.date > now)
+        stories.append(replace(story, chapters=visible,
+                               next_scheduled=scheduled[0][0] if scheduled else None,
+                               next_scheduled_number=scheduled[0][1] if scheduled else None))
     return replace(site, stories=tuple(sorted(stories, key=_newest_first)))
 
 
