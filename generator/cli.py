@@ -15,7 +15,7 @@ def _fail(exc: SerialistError) -> None:
     if isinstance(exc, ContentError):
         for problem in exc.problems:
             click.echo(str(problem), err=True)
-        count = len(exc.problems)
+        count = exc.error_count
         click.echo(f"Build failed: {count} error{'s' * (count != 1)}. The previous output is unchanged.", err=True)
     else:
         click.echo(f"error: {exc}", err=True)
@@ -39,14 +39,16 @@ def main() -> None:
 @click.option("--future", is_flag=True, help="Publish chapters dated in the future.")
 @click.option("--base-url", metavar="URL", help="Absolute URL of the published site (overrides site.toml).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only warnings and errors.")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 def build(site_dir: Path, output: Path | None, drafts: bool, future: bool, base_url: str | None,
-          quiet: bool) -> None:
+          quiet: bool, strict: bool) -> None:
     """Build the site in SITE_DIR (default: the current folder)."""
     from generator.build import build as run_build
     from generator.config import BuildOptions
 
     output = output or site_dir / "output"
-    options = BuildOptions(output=output, drafts=drafts, future=future, base_url=base_url, quiet=quiet)
+    options = BuildOptions(output=output, drafts=drafts, future=future, base_url=base_url, quiet=quiet,
+                           strict=strict)
     try:
         result = run_build(site_dir, options)
     except SerialistError as exc:
@@ -56,6 +58,34 @@ def build(site_dir: Path, output: Path | None, drafts: bool, future: bool, base_
         click.echo(str(warning), err=True)
     if not quiet:
         click.echo(result.summary(output))
+
+
+@main.command()
+@SITE_DIR
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1 on any).")
+@click.option("--drafts", is_flag=True, help="Check as if drafts were published.")
+@click.option("--future", is_flag=True, help="Check as if scheduled chapters were published.")
+def check(site_dir: Path, strict: bool, drafts: bool, future: bool) -> None:
+    """Check the site in SITE_DIR without writing anything."""
+    from generator.build import build as run_build
+    from generator.config import BuildOptions
+
+    options = BuildOptions(output=site_dir / "output", drafts=drafts, future=future, strict=strict, write=False)
+    try:
+        result = run_build(site_dir, options)
+    except SerialistError as exc:
+        if isinstance(exc, ContentError):
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            click.echo(f"{exc.error_count} error{'s' * (exc.error_count != 1)} found.", err=True)
+            sys.exit(1)
+        _fail(exc)
+        return
+    for warning in result.warnings:
+        click.echo(str(warning), err=True)
+    count = len(result.warnings)
+    click.echo(f"Checked {result.stories} stories, {result.chapters} chapters: "
+               + (f"{count} warning{'s' * (count != 1)}." if count else "no problems."))
 
 
 @main.group()
@@ -95,3 +125,95 @@ def new_chapter(story: str, title: str | None, site_dir: Path) -> None:
         _fail(exc)
         return
     click.echo(f"Created {path}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path) -> None:
+    """Start a new site in DIRECTORY: settings, an example story and a GitHub Pages workflow.
+
+    DIRECTORY may be new, empty, or an existing folder such as a fresh clone;
+    no file that is already there is overwritten.
+    """
+    from generator.init import init_site
+
+    try:
+        written = init_site(directory)
+    except SerialistError as exc:
+        _fail(exc)
+        return
+    for path in written:
+        click.echo(f"Created {path}")
+    click.echo(f"\nNext: edit {directory / 'site.toml'}, run `serialist build {directory}`, and open "
+               f"{directory / 'output' / 'index.html'} in a browser.")
+
+
+@main.command()
+@SITE_DIR
+@click.option("--remote", default="origin", show_default=True, metavar="NAME",
+              help="The git remote to push the branch to.")
+@click.option("--branch", default="gh-pages", show_default=True, metavar="NAME",
+              help="The branch that receives the built site (it is replaced by the output each time).")
+@click.option("--no-push", is_flag=True, help="Commit to the branch but do not push it.")
+@click.option("--message", "-m", metavar="MSG", help="The commit message (default: names the source commit).")
+@click.option("--base-url", metavar="URL", help="Absolute URL of the published site (overrides site.toml).")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder to build into (default: SITE_DIR/output).")
+def deploy(site_dir: Path, remote: str, branch: str, no_push: bool, message: str | None,
+           base_url: str | None, output: Path | None) -> None:
+    """Build the site in SITE_DIR and publish it on the gh-pages branch of its git repository.
+
+    Only published chapters go out: no drafts, nothing dated in the future.
+    Your working tree, index and other branches are not touched.
+    """
+    from generator.deploy import DeployOptions, deploy as run_deploy
+
+    options = DeployOptions(output=output or site_dir / "output", remote=remote, branch=branch,
+                            push=not no_push, message=message, base_url=base_url)
+    try:
+        result = run_deploy(site_dir, options)
+    except SerialistError as exc:
+        _fail(exc)
+        return
+    for warning in result.build.warnings:
+        click.echo(str(warning), err=True)
+    click.echo(result.build.summary(options.output))
+    what = (f"Committed {result.commit[:12]} to `{branch}` ({result.files} files)" if result.committed
+            else f"`{branch}` already has this site ({result.commit[:12]}); nothing new to commit")
+    click.echo(what)
+    if result.pushed:
+        click.echo(f"Pushed `{branch}` to `{remote}`.")
+    else:
+        click.echo(f"Not pushed (--no-push); push it with `git push {remote} {branch}`.")
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@main.command()
+@SITE_DIR
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. 0.0.0.0 shows the site, drafts included, to your whole network.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--no-drafts", is_flag=True, help="Hide chapters marked `draft: true` (shown by default here).")
+@click.option("--future", is_flag=True, help="Show chapters dated in the future.")
+@click.option("--poll", is_flag=True, help="Poll for changes (Docker, WSL, network drives) instead of OS events.")
+def serve(site_dir: Path, host: str, port: int, no_drafts: bool, future: bool, poll: bool) -> None:
+    """Serve SITE_DIR locally and reload the browser on every save."""
+    import signal
+    from functools import partial
+
+    from generator.serve import Console, ServeOptions, serve as run_serve
+
+    options = ServeOptions(site=site_dir, host=host, port=port, drafts=not no_drafts, future=future, poll=poll)
+    # Ctrl-C and `kill` stop cleanly, even when started from a script that ignores SIGINT in background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    try:
+        run_serve(options, Console(info=click.echo, error=partial(click.echo, err=True)))
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+    except SerialistError as exc:
+        _fail(exc)
