@@ -4,6 +4,7 @@ load → validate → select → render Markdown → render pages → feeds → 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 
+from generator.cache import CACHE_DIR, Cache
 from generator.config import BuildOptions, load_config, normalise_base_url, base_url_error
 from generator.errors import ContentError, Problem, ProblemLog, UsageError
 from generator.feeds import render_feeds, render_sitemap
@@ -77,7 +79,10 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
     stages.done("validate")
     published = select_published(site, now, drafts=options.drafts, future=options.future)
     stages.done("select")
-    site = render_site(published, link_targets(site, published), log)
+    cache_notes: list[str] = []
+    markdown_cache = Cache.for_site(root, "markdown", enabled=options.cache, writable=options.write)
+    site = render_site(published, link_targets(site, published), log, markdown_cache,
+                       workers=os.cpu_count() or 1, warnings=cache_notes)
     log.raise_if_errors(strict=options.strict)
     stages.done("markdown")
     env = make_environment(theme)
@@ -95,7 +100,7 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
     written = write_output(files, options.output) if options.write else 0
     stages.done("write")
 
-    warnings = list(log.warnings)
+    warnings = list(log.warnings) + [Problem(root / CACHE_DIR, None, note, "warning") for note in cache_notes]
     if not config.base_url:
         warnings.append(Problem(config.config_path, None, "no `base_url` is set, so no feeds or sitemap were "
                                 "written; add `base_url = \"https://you.github.io/repo/\"` to site.toml "

@@ -61,6 +61,7 @@ class BuildOptions:
     quiet: bool = False
     strict: bool = False  # warnings fail the build
     write: bool = True  # False: check everything, write nothing (`serialist check`)
+    cache: bool = True  # reuse rendered Markdown from `.serialist-cache/`
     now: datetime | None = None
 
 

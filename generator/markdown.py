@@ -8,7 +8,11 @@ list of tags (as on AO3) with nh3.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.context
 import re
+import threading
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +25,7 @@ from markdown_it.token import Token
 from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
+from generator.cache import Cache, digest
 from generator.errors import ProblemLog
 from generator.model import Chapter, Site, Story
 
@@ -168,46 +173,162 @@ def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTa
     return sanitize(md.renderer.render(tokens, md.options, env)), count_words(tokens)
 
 
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One Markdown text of the site to render: a chapter's body, a note, a summary."""
+
+    doc_id: str  # unique in the site; also prefixes footnote ids
+    text: str
+    origin: Origin
+
+
+# (html, words, problems as (path, line, message, level))
+Result = tuple[str, int, tuple[tuple[str, int | None, str, str], ...]]
+
+
+def render_job(job: Job, targets: LinkTargets) -> Result:
+    log = ProblemLog()
+    html, words = render(job.text, job.doc_id, job.origin, targets, log)
+    problems = tuple((str(p.path), p.line, p.message, p.level) for p in log.warnings + log.errors)
+    return html, words, problems
+
+
+def _render_batch(jobs: list[Job], targets: LinkTargets) -> list[Result]:
+    return [render_job(job, targets) for job in jobs]
+
+
 def _field_origin(path: Path, lines: dict[str, int], key: str, text: str) -> Origin:
     """Where a front-matter Markdown field's text starts: the key's line, or the next for `key: |`."""
     return Origin(path, lines.get(key, 1) + (1 if "\n" in text.strip() else 0))
 
 
-def render_chapter(chapter: Chapter, story_slug: str, targets: LinkTargets, log: ProblemLog) -> Chapter:
-    doc_id = f"{story_slug}-{chapter.slug}"
-    html, words = render(chapter.body, doc_id, Origin(chapter.source, chapter.body_line), targets, log)
-
-    def field(key: str, suffix: str) -> str:
-        return render(getattr(chapter, key), f"{doc_id}-{suffix}",
-                      _field_origin(chapter.source, chapter.lines, key, getattr(chapter, key)), targets, log)[0]
-
-    return replace(
-        chapter,
-        html=html,
-        words=words,
-        notes_before_html=field("notes_before", "nb"),
-        notes_after_html=field("notes_after", "na"),
-        summary_html=field("summary", "s"),
-    )
+_CHAPTER_FIELDS = (("body", "", "html"), ("notes_before", "-nb", "notes_before_html"),
+                   ("notes_after", "-na", "notes_after_html"), ("summary", "-s", "summary_html"))
+_STORY_FIELDS = (("summary", "-summary", "summary_html"), ("notes_before", "-wnb", "notes_before_html"),
+                 ("notes_after", "-wna", "notes_after_html"))
 
 
-def render_story(story: Story, targets: LinkTargets, log: ProblemLog) -> Story:
-    def field(key: str, suffix: str) -> str:
-        origin = (Origin(story.source, story.summary_line) if key == "summary" and not story.single_file
-                  else _field_origin(story.source, story.lines, key, getattr(story, key)))
-        return render(getattr(story, key), f"{story.slug}-{suffix}", origin, targets, log)[0]
-
-    return replace(
-        story,
-        chapters=tuple(render_chapter(c, story.slug, targets, log) for c in story.chapters),
-        summary_html=field("summary", "summary"),
-        notes_before_html=field("notes_before", "wnb"),
-        notes_after_html=field("notes_after", "wna"),
-    )
+def _chapter_jobs(story: Story, chapter: Chapter) -> list[Job]:
+    jobs = []
+    for field, suffix, _ in _CHAPTER_FIELDS:
+        text = getattr(chapter, field)
+        if text.strip():
+            origin = (Origin(chapter.source, chapter.body_line) if field == "body"
+                      else _field_origin(chapter.source, chapter.lines, field, text))
+            jobs.append(Job(f"{story.slug}-{chapter.slug}{suffix}", text, origin))
+    return jobs
 
 
-def render_site(site: Site, targets: LinkTargets, log: ProblemLog) -> Site:
-    return replace(site, stories=tuple(render_story(s, targets, log) for s in site.stories))
+def _story_jobs(story: Story) -> list[Job]:
+    jobs = []
+    for field, suffix, _ in _STORY_FIELDS:
+        text = getattr(story, field)
+        if text.strip():
+            origin = (Origin(story.source, story.summary_line) if field == "summary" and not story.single_file
+                      else _field_origin(story.source, story.lines, field, text))
+            jobs.append(Job(f"{story.slug}{suffix}", text, origin))
+    return jobs
+
+
+def site_jobs(site: Site) -> list[Job]:
+    jobs: list[Job] = []
+    for story in site.stories:
+        jobs += _story_jobs(story)
+        for chapter in story.chapters:
+            jobs += _chapter_jobs(story, chapter)
+    return jobs
+
+
+_LINKISH = re.compile(r"\]\(|\]:|href=|src=", re.IGNORECASE)
+PARALLEL_THRESHOLD = 1_000_000  # characters of Markdown to render before other processes pay off
+
+
+def _job_key(job: Job, targets_digest: str) -> str:
+    # Where links are rewritten the result depends on which files are published where.
+    depends = targets_digest if _LINKISH.search(job.text) else ""
+    return digest("markdown", job.doc_id, str(job.origin.path), str(job.origin.line), job.text, depends)
+
+
+def _targets_digest(targets: LinkTargets) -> str:
+    published = sorted((str(p), s, c) for p, (s, c) in targets.published.items())
+    return digest(repr(published), repr(sorted(map(str, targets.unpublished))))
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")  # cheap, and this process has no other threads
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int) -> list[Result]:
+    batches: list[list[Job]] = [[] for _ in range(workers * 8)]
+    sizes = [0] * len(batches)
+    order: list[tuple[int, int]] = []
+    for job in sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text)):
+        smallest = min(range(len(batches)), key=sizes.__getitem__)
+        order.append((smallest, len(batches[smallest])))
+        batches[smallest].append(jobs[job])
+        sizes[smallest] += len(jobs[job].text)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        done = list(pool.map(_render_batch, batches, [targets] * len(batches)))
+    results: list[Result | None] = [None] * len(jobs)
+    for job, (batch, index) in zip(sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text)), order):
+        results[job] = done[batch][index]
+    return results  # type: ignore[return-value]
+
+
+def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, workers: int,
+               warnings: list[str]) -> dict[str, Result]:
+    """Render every job, from the cache where possible and in parallel where it pays."""
+    targets_digest = _targets_digest(targets)
+    keys = [_job_key(job, targets_digest) for job in jobs]
+    results: dict[str, Result] = {}
+    missing: list[int] = []
+    for index, (job, key) in enumerate(zip(jobs, keys)):
+        cached = cache.get(key, warnings) if cache else None
+        if isinstance(cached, tuple) and len(cached) == 3:
+            results[job.doc_id] = cached
+        else:
+            missing.append(index)
+    todo = [jobs[i] for i in missing]
+    if workers > 1 and sum(len(job.text) for job in todo) > PARALLEL_THRESHOLD:
+        rendered = _render_parallel(todo, targets, workers)
+    else:
+        rendered = _render_batch(todo, targets)
+    for index, result in zip(missing, rendered):
+        results[jobs[index].doc_id] = result
+        if cache:
+            cache.put(keys[index], result)
+    return results
+
+
+def _apply(site: Site, results: dict[str, Result]) -> Site:
+    stories = []
+    for story in site.stories:
+        chapters = []
+        for chapter in story.chapters:
+            values: dict[str, object] = {}
+            for _, suffix, attr in _CHAPTER_FIELDS:
+                result = results.get(f"{story.slug}-{chapter.slug}{suffix}")
+                values[attr] = result[0] if result else ""
+                if suffix == "":
+                    values["words"] = result[1] if result else 0
+            chapters.append(replace(chapter, **values))
+        values = {attr: (results[f"{story.slug}{suffix}"][0] if f"{story.slug}{suffix}" in results else "")
+                  for _, suffix, attr in _STORY_FIELDS}
+        stories.append(replace(story, chapters=tuple(chapters), **values))
+    return replace(site, stories=tuple(stories))
+
+
+def render_site(site: Site, targets: LinkTargets, log: ProblemLog, cache: Cache | None = None,
+                workers: int = 1, warnings: list[str] | None = None) -> Site:
+    """Every Markdown text of the site rendered; link problems logged with file and line."""
+    results = render_all(site_jobs(site), targets, cache, workers, warnings if warnings is not None else [])
+    for _, _, problems in results.values():
+        for path, line, message, level in problems:
+            (log.error if level == "error" else log.warn)(Path(path), line, message)
+    return _apply(site, results)
 
 
 _PLACEHOLDER = re.compile(r'href="' + LINK_SCHEME + r':([^"/#]*)/([^"#]*)(?:#([^"]*))?"')

@@ -11,12 +11,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import hashlib
 import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from generator.errors import OutputError
 
@@ -44,11 +45,13 @@ def check_output_location(output: Path, site_root: Path, content_dir: Path) -> N
         raise OutputError(f"the output folder {output} contains the site folder; choose a folder inside it")
 
 
-def _previous_manifest(output: Path) -> set[str] | None:
+def _previous_manifest(output: Path) -> dict[str, str] | None:
+    """What the last build wrote: path → hash of its bytes."""
     try:
-        return set((output / MANIFEST).read_text("utf-8").splitlines())
+        lines = (output / MANIFEST).read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return None
+    return dict(line.partition("\t")[::2] for line in lines)
 
 
 def _foreign_entries(folder: Path, keep_ours: set[str]) -> list[str]:
@@ -58,7 +61,7 @@ def _foreign_entries(folder: Path, keep_ours: set[str]) -> list[str]:
     """
     if not folder.is_dir():
         return []
-    made = _previous_manifest(folder) or set()
+    made = _previous_manifest(folder) or {}
     made_top = {p.split("/", 1)[0] for p in made}
     return [entry for entry in sorted(os.listdir(folder))
             if entry != MANIFEST and entry not in made_top and entry not in keep_ours]
@@ -125,7 +128,11 @@ def _locked(output: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_output(files: list[OutputFile], output: Path) -> int:
+def file_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def write_output(files: Iterable[OutputFile], output: Path) -> int:
     """Write `files` as the new content of `output`; returns how many were written."""
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -137,25 +144,36 @@ def write_output(files: list[OutputFile], output: Path) -> int:
                           f"The previous output is unchanged.") from None
 
 
-def _write_locked(files: list[OutputFile], output: Path) -> int:
+def _write_locked(files: Iterable[OutputFile], output: Path) -> int:
+    """Fill a staging folder and swap it in. A file whose bytes did not change is hard-linked from
+    the previous output instead of written, so its modification time stays put."""
     recover(output)
+    previous = _previous_manifest(output) or {}
     staging = _scratch(output, "new")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
         made_dirs: set[Path] = set()
+        hashes: dict[str, str] = {}
         for item in files:
             target = staging / item.path
             if target.parent not in made_dirs:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made_dirs.add(target.parent)
+            hashes[item.path] = file_hash(item.data)
+            if previous.get(item.path) == hashes[item.path]:
+                try:
+                    os.link(output / item.path, target)
+                    continue
+                except OSError:
+                    pass  # gone, or a file system without hard links: write it
             target.write_bytes(item.data)
-        manifest = "".join(f"{path}\n" for path in sorted(f.path for f in files))
+        manifest = "".join(f"{path}\t{hashes[path]}\n" for path in sorted(hashes))
         (staging / MANIFEST).write_text(manifest, "utf-8")
         _swap_in(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return len(files)
+    return len(hashes)
 
 
 def _swap_in(staging: Path, output: Path) -> None:

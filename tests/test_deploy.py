@@ -83,7 +83,7 @@ def state(repo: Path) -> dict[str, object]:
                                           "refs/heads/").splitlines()
                      if not line.startswith("refs/heads/gh-pages ")],
         "files": {k: v for k, v in tree_bytes(repo).items()  # less what git and the build make
-                  if not k.startswith((".git/", "output/", ".output.serialist-"))},
+                  if not k.startswith((".git/", "output/", ".output.serialist-", ".serialist-cache/"))},
     }
 
 
