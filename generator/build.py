@@ -1,5 +1,8 @@
 """The build, as a flat list of named stages:
 load → validate → select → render Markdown → render pages → feeds → write.
+
+When nothing changed since the last build (see `stamp.py`) it does nothing,
+without even importing the stages.
 """
 
 from __future__ import annotations
@@ -10,19 +13,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import jinja2
-
 from generator.cache import CACHE_DIR, Cache
-from generator.config import BuildOptions, load_config, normalise_base_url, base_url_error
+from generator.config import BuildOptions, SiteConfig, base_url_error, load_config, normalise_base_url
 from generator.errors import ContentError, Problem, ProblemLog, UsageError
-from generator.feeds import render_feeds, render_sitemap
-from generator.load import load_site
-from generator.markdown import link_targets, render_site
-from generator.output import OutputFile, check_output_location, write_output
-from generator.pages import render_pages
-from generator.publish import select_published
-from generator.theme import find_theme, make_environment, static_files, template_problem
-from generator.validate import validate_site
+from generator.model import Site
+from generator.output import MANIFEST, OutputFile, check_output_location, write_output
+from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
+from generator.theme import Theme, find_theme
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +31,14 @@ class BuildResult:
     seconds: float
     warnings: tuple[Problem, ...] = ()
     timings: tuple[tuple[str, float], ...] = field(default=())
+    up_to_date: bool = False
 
     def summary(self, output: Path) -> str:
+        if self.up_to_date:
+            return (f"Up to date: nothing changed since the last build of {output} "
+                    f"({self.stories} {'story' if self.stories == 1 else 'stories'}, "
+                    f"{self.chapters} chapter{'s' * (self.chapters != 1)}, {self.words:,} words; "
+                    f"{self.seconds:.2f} s)")
         return (f"Built {self.stories} {'story' if self.stories == 1 else 'stories'}, "
                 f"{self.chapters} chapter{'s' * (self.chapters != 1)}, {self.words:,} words: "
                 f"{self.files_written} files written to {output} in {self.seconds:.2f} s")
@@ -52,6 +55,31 @@ class _Stages:
         now = time.perf_counter()
         self.timings.append((name, now - self._last))
         self._last = now
+
+
+def _settings(options: BuildOptions, theme: Theme) -> str:
+    """The options and choices that change the output, for the up-to-date stamp."""
+    return repr((options.drafts, options.future, options.base_url, options.strict, str(options.output.resolve()),
+                 theme.name, [str(f) for f in theme.folders]))
+
+
+def _up_to_date(root: Path, config: SiteConfig, theme: Theme, options: BuildOptions,
+                now: datetime) -> tuple[str, BuildState | None]:
+    """The input stamp, and the saved state when the output already matches it."""
+    if not (options.cache and options.write):
+        return "", None
+    inputs = input_stamp(root, [config.content_dir, *theme.folders], [config.config_path],
+                         _settings(options, theme))
+    state = load_state(root)
+    if state and state.current(inputs, output_stamp(options.output, MANIFEST), now):
+        return inputs, state
+    return inputs, None
+
+
+def _next_due(site: Site, now: datetime) -> str | None:
+    """When the earliest scheduled chapter comes due: the output is stale from then on."""
+    due = [c.date for s in site.stories for c in s.chapters if not c.draft and c.date and c.date > now]
+    return min(due).isoformat() if due else None
 
 
 def build(root: Path, options: BuildOptions) -> BuildResult:
@@ -71,33 +99,60 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
         check_output_location(options.output, root, config.content_dir)
     theme = find_theme(config)
     stages.done("config")
+    inputs, state = _up_to_date(root, config, theme, options, now)
+    if state is not None:
+        return BuildResult(state.stories, state.chapters, state.words, 0, time.perf_counter() - started,
+                           tuple(Problem(Path(p), line, message, "warning") for p, line, message in state.warnings),
+                           tuple(stages.timings), up_to_date=True)
+
+    # Only a build that has work to do pays for importing the heavy stages.
+    from generator.assets import copy_assets
+    from generator.epub import render_epubs
+    from generator.feeds import render_feeds, render_sitemap
+    from generator.load import load_site
+    from generator.markdown import link_targets, render_site
+    from generator.pages import render_pages
+    from generator.publish import select_published
+    from generator.theme import make_environment, static_files, template_problem
+    from generator.validate import validate_site
 
     site = load_site(config, log)
     stages.done("load")
     validate_site(site, log, now)
     log.raise_if_errors(strict=options.strict)
     stages.done("validate")
+    everything = site
     published = select_published(site, now, drafts=options.drafts, future=options.future)
     stages.done("select")
     cache_notes: list[str] = []
     markdown_cache = Cache.for_site(root, "markdown", enabled=options.cache, writable=options.write)
-    site = render_site(published, link_targets(site, published), log, markdown_cache,
+    site = render_site(published, link_targets(everything, published), log, markdown_cache,
                        workers=os.cpu_count() or 1, warnings=cache_notes)
     log.raise_if_errors(strict=options.strict)
     stages.done("markdown")
     env = make_environment(theme)
     try:
         files = render_pages(site, env)
-    except jinja2.TemplateError as exc:
+    except jinja2_errors() as exc:
         raise ContentError([template_problem(exc, theme)]) from None
     stages.done("pages")
     files += render_feeds(site, now) + render_sitemap(site)
     stages.done("feeds")
+    if options.write:  # `check` has nothing to find in them
+        files += render_epubs(site, Cache.for_site(root, "epub", enabled=options.cache), cache_notes)
+    stages.done("epub")
+    files += copy_assets(site, [f.path for f in files], log)
+    log.raise_if_errors(strict=options.strict)
+    stages.done("files")
     files += [OutputFile(path, source.read_bytes()) for path, source in static_files(theme).items()]
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
-    written = write_output(files, options.output) if options.write else 0
+    if options.write:
+        forget_state(root)  # a build killed from here on must not leave a stale "up to date"
+        written = write_output(files, options.output)
+    else:
+        written = 0
     stages.done("write")
 
     warnings = list(log.warnings) + [Problem(root / CACHE_DIR, None, note, "warning") for note in cache_notes]
@@ -105,7 +160,7 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
         warnings.append(Problem(config.config_path, None, "no `base_url` is set, so no feeds or sitemap were "
                                 "written; add `base_url = \"https://you.github.io/repo/\"` to site.toml "
                                 "or pass --base-url", "warning"))
-    return BuildResult(
+    result = BuildResult(
         stories=len(site.stories),
         chapters=site.chapter_total,
         words=site.words,
@@ -114,3 +169,16 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
         warnings=tuple(warnings),
         timings=tuple(stages.timings),
     )
+    if inputs:
+        save_state(root, BuildState(
+            inputs=inputs, output=output_stamp(options.output, MANIFEST),
+            valid_until=_next_due(everything, now), stories=result.stories, chapters=result.chapters,
+            words=result.words, files=written,
+            warnings=tuple((str(w.path), w.line, w.message) for w in warnings)))
+    return result
+
+
+def jinja2_errors() -> type[Exception]:
+    import jinja2
+
+    return jinja2.TemplateError

@@ -40,15 +40,16 @@ def main() -> None:
 @click.option("--base-url", metavar="URL", help="Absolute URL of the published site (overrides site.toml).")
 @click.option("--quiet", "-q", is_flag=True, help="Print only warnings and errors.")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--no-cache", is_flag=True, help="Rebuild everything, ignoring .serialist-cache/.")
 def build(site_dir: Path, output: Path | None, drafts: bool, future: bool, base_url: str | None,
-          quiet: bool, strict: bool) -> None:
+          quiet: bool, strict: bool, no_cache: bool) -> None:
     """Build the site in SITE_DIR (default: the current folder)."""
     from generator.build import build as run_build
     from generator.config import BuildOptions
 
     output = output or site_dir / "output"
     options = BuildOptions(output=output, drafts=drafts, future=future, base_url=base_url, quiet=quiet,
-                           strict=strict)
+                           strict=strict, cache=not no_cache)
     try:
         result = run_build(site_dir, options)
     except SerialistError as exc:
@@ -203,9 +204,14 @@ def _interrupt_on_sigterm(signum: int, frame: object) -> None:
 def serve(site_dir: Path, host: str, port: int, no_drafts: bool, future: bool, poll: bool) -> None:
     """Serve SITE_DIR locally and reload the browser on every save."""
     import signal
+    import warnings
     from functools import partial
 
     from generator.serve import Console, ServeOptions, serve as run_serve
+
+    # watchdog's harmless notice when a new folder (the Markdown cache's) gets its watch twice.
+    warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch",
+                            category=RuntimeWarning, module=r"watchdog\.")
 
     options = ServeOptions(site=site_dir, host=host, port=port, drafts=not no_drafts, future=future, poll=poll)
     # Ctrl-C and `kill` stop cleanly, even when started from a script that ignores SIGINT in background jobs.

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 from pathlib import Path
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from generator.config import SiteConfig
 from generator.errors import ContentError, Problem
+
+if TYPE_CHECKING:
+    import jinja2
 
 DEFAULT_THEME = "default"
 
@@ -67,6 +69,8 @@ def _number(value: int) -> str:
 
 
 def make_environment(theme: Theme) -> jinja2.Environment:
+    import jinja2
+
     loaders = [jinja2.FileSystemLoader(str(f / "templates")) for f in theme.folders]
     default = theme.folders[-1] / "templates"
     env = jinja2.Environment(
@@ -85,6 +89,8 @@ def make_environment(theme: Theme) -> jinja2.Environment:
 
 def template_problem(exc: jinja2.TemplateError, theme: Theme) -> Problem:
     """A template error as a Problem naming the template file and line."""
+    import jinja2
+
     if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
         return Problem(Path(exc.filename), exc.lineno, f"template error: {exc.message}")
     tb = exc.__traceback__

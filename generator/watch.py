@@ -1,0 +1,243 @@
+"""Watching a site folder: which file changes matter, and one rebuild per burst of them.
+
+Every change is classified by where it happened (Zola's `detect_change_kind`):
+
+- `content`: anything under `content/` (chapters, story files, images);
+- `config`: `site.toml`;
+- `theme`: anything under `themes/`;
+- `ignored`: everything else: the output folder, `.git`, `.serialist-cache`, the dev
+  server's private build folder, editors' scratch files, hidden files, and files
+  the build does not read (README.md, ...).
+
+Changes that are not ignored are collected until the site folder has been quiet
+for a moment (`QUIET_SECONDS`), then handed over as one `ChangeBatch`. An
+editor's atomic save (write a temp file, rename it onto the real one) is one
+burst and names only the real file; copying in 200 chapters is one burst too.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+from watchdog.events import (
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from generator.config import CONFIG_FILE, CONTENT_DIR
+from generator.load import is_ignored_name
+
+QUIET_SECONDS = 0.15
+POLL_SECONDS = 0.5
+OUTPUT_DIR = "output"
+CACHE_DIR = ".serialist-cache"
+THEMES_DIR = "themes"
+
+# watchdog event types that mean a file's content or existence changed; "attrib" (watchdog >= 5's
+# EVENT_TYPE_ATTRIB) is `touch`.
+# Opened / closed events are not among them: the build reading a chapter must not trigger a build.
+_CHANGE_EVENTS = frozenset({EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, "attrib"})
+
+
+class ChangeKind(enum.Enum):
+    """What a changed file is to the build; later kinds need more rebuilding."""
+
+    IGNORED = "ignored"
+    CONTENT = "content"
+    THEME = "theme"
+    CONFIG = "config"
+
+    @property
+    def weight(self) -> int:
+        return list(ChangeKind).index(self)
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether a file name is an editor's or the OS's scratch file (or hidden), never part of the site.
+
+    vim's `4913` and `name~`, `.name.swp`/`.swx`, JetBrains' `___jb_tmp___`/`___jb_old___`,
+    GNOME's `.goutputstream-*`, emacs' `.#name` and `#name#`, `.DS_Store`. The loader
+    skips the same names (`generator.load.is_ignored_name`, the canonical list).
+    """
+    return is_ignored_name(name)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLayout:
+    """Where things are in a watched site folder."""
+
+    root: Path  # resolved
+    ignored: tuple[Path, ...]  # resolved folders whose changes never count
+
+    @classmethod
+    def of(cls, root: Path, ignore: Iterable[Path] = ()) -> SiteLayout:
+        """The layout of the site in `root`; `ignore` adds folders to leave alone (the private build folder)."""
+        root = root.resolve()
+        folders = (root / OUTPUT_DIR, root / CACHE_DIR, root / ".git", *ignore)
+        return cls(root, tuple(Path(folder).resolve() for folder in folders))
+
+
+def classify(path: Path, layout: SiteLayout) -> ChangeKind:
+    """The kind of change a change to `path` (absolute) is."""
+    if any(path.is_relative_to(folder) for folder in layout.ignored):
+        return ChangeKind.IGNORED
+    try:
+        parts = path.relative_to(layout.root).parts
+    except ValueError:
+        return ChangeKind.IGNORED
+    if not parts or any(is_temp_file(part) for part in parts):
+        return ChangeKind.IGNORED
+    if parts == (CONFIG_FILE,):
+        return ChangeKind.CONFIG
+    if parts[0] == CONTENT_DIR:
+        return ChangeKind.CONTENT
+    if parts[0] == THEMES_DIR:
+        return ChangeKind.THEME
+    return ChangeKind.IGNORED
+
+
+def event_paths(event: FileSystemEvent) -> tuple[Path, ...]:
+    """The paths a watchdog event changed: both ends of a move; none for opens, closes and folder mtimes."""
+    if event.event_type not in _CHANGE_EVENTS:
+        return ()
+    if event.is_directory and event.event_type in (EVENT_TYPE_MODIFIED, "attrib"):
+        return ()  # a folder's mtime changes whenever a file in it does, temp files included
+    raw = [event.src_path, event.dest_path] if event.event_type == EVENT_TYPE_MOVED else [event.src_path]
+    return tuple(Path(os.fsdecode(p)) for p in raw if p)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """One burst of changes: what the build callback gets."""
+
+    paths: frozenset[Path]
+    kind: ChangeKind  # the kind that needs the most rebuilding (config > theme > content)
+
+    @classmethod
+    def of(cls, changes: Mapping[Path, ChangeKind]) -> ChangeBatch:
+        kind = max(changes.values(), key=lambda k: k.weight, default=ChangeKind.IGNORED)
+        return cls(frozenset(changes), kind)
+
+    def describe(self, root: Path) -> str:
+        """`content/story/3.md changed`, `themes/x/style.css and 4 more changed`."""
+        names = sorted(_relative(path, root) for path in self.paths)
+        if not names:
+            return "nothing changed"
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        return f"{names[0]}{more} changed"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class Debouncer:
+    """Collects changes and calls `on_batch` once they have stopped coming for `quiet` seconds.
+
+    `on_batch` runs on the debouncer's own thread, one batch at a time; changes that
+    arrive while it runs make the next batch.
+    """
+
+    def __init__(self, on_batch: Callable[[ChangeBatch], object], quiet: float = QUIET_SECONDS) -> None:
+        self._on_batch = on_batch
+        self._quiet = quiet
+        self._pending: dict[Path, ChangeKind] = {}
+        self._last_change = 0.0
+        self._stopped = False
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="serialist-debounce", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def add(self, path: Path, kind: ChangeKind) -> None:
+        with self._wake:
+            self._pending[path] = kind
+            self._last_change = time.monotonic()
+            self._wake.notify()
+
+    def stop(self) -> None:
+        """Drop pending changes, wait for a running batch to finish."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _next_batch(self) -> ChangeBatch | None:
+        with self._wake:
+            self._wake.wait_for(lambda: self._stopped or self._pending)
+            while not self._stopped:
+                remaining = self._last_change + self._quiet - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+            if self._stopped:
+                return None
+            batch = ChangeBatch.of(self._pending)
+            self._pending = {}
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                self._on_batch(batch)
+            except Exception:  # a bug in the callback must not stop the watching
+                traceback.print_exc()
+
+
+class _EventHandler(FileSystemEventHandler):
+    def __init__(self, layout: SiteLayout, report: Callable[[Path, ChangeKind], None]) -> None:
+        self._layout = layout
+        self._report = report
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for path in event_paths(event):
+            kind = classify(path, self._layout)
+            if kind is not ChangeKind.IGNORED:
+                self._report(path, kind)
+
+
+class SiteWatcher:
+    """Watches a site folder recursively; calls `on_change` with one ChangeBatch per burst of changes."""
+
+    def __init__(self, layout: SiteLayout, on_change: Callable[[ChangeBatch], object], *,
+                 poll: bool = False, quiet: float = QUIET_SECONDS) -> None:
+        self._debouncer = Debouncer(on_change, quiet)
+        self._observer: BaseObserver = PollingObserver(timeout=POLL_SECONDS) if poll else Observer()
+        self._observer.schedule(_EventHandler(layout, self._debouncer.add), str(layout.root), recursive=True)
+
+    def start(self) -> None:
+        """Start watching; changes made after this returns are seen."""
+        self._observer.start()  # first: if the system refuses the watches, no thread is left behind
+        self._debouncer.start()
+
+    def stop(self) -> None:
+        self._observer.stop()
+        if self._observer.is_alive():
+            self._observer.join()
+        self._debouncer.stop()
+
+    def __enter__(self) -> SiteWatcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
