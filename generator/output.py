@@ -11,13 +11,14 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import hashlib
 import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from generator.errors import OutputError
 
@@ -70,15 +71,22 @@ def _foreign_entries(folder: Path, keep_ours: set[str]) -> list[str]:
 _RENAME_EXCHANGE = 2
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2); False when the system cannot."""
+@functools.lru_cache(maxsize=1)
+def _renameat2() -> Any:
+    """libc's renameat2, or None where there is none (looked up once: find_library is slow)."""
     libc_name = ctypes.util.find_library("c")
     if not libc_name:
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        renameat2 = libc.renameat2
+        return ctypes.CDLL(libc_name, use_errno=True).renameat2
     except (OSError, AttributeError):
+        return None
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False when the system cannot."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
         return False
     at_fdcwd = -100
     result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
