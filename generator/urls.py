@@ -10,12 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from generator.model import Chapter, Story
+from generator.taxonomy import name_slug
 
 HOME = ""
 STYLESHEET = "assets/style.css"
+READER_SCRIPT = "assets/reader.js"
 SITE_FEED = "feed.xml"
 SITEMAP = "sitemap.xml"
 NOT_FOUND = "404.html"
+TAGS_INDEX = "tags/"
+SERIES_INDEX = "series/"
 
 
 def story_path(story: Story) -> str:
@@ -30,8 +34,27 @@ def work_path(story: Story) -> str:
     return f"{story.slug}/all/"
 
 
+def work_part_path(story: Story, part: int) -> str:
+    """Part 1 of a very long whole-work page is the whole-work page itself."""
+    return work_path(story) if part == 1 else f"{story.slug}/all/{part}/"
+
+
 def story_feed_path(story: Story) -> str:
     return f"{story.slug}/feed.xml"
+
+
+def epub_path(story: Story) -> str:
+    """The story's EPUB download."""
+    return f"{story.slug}/{story.slug}.epub"
+
+
+def tag_path(kind: str, name: str) -> str:
+    """The page of tag `name` of `kind` (`fandoms`, `freeform`, …); names that slugify alike share it."""
+    return f"tags/{kind}/{name_slug(name)}/"
+
+
+def series_path(name: str) -> str:
+    return f"series/{name_slug(name)}/"
 
 
 def chapter_anchor(chapter: Chapter) -> str:
