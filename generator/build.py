@@ -17,6 +17,7 @@ from generator.cache import CACHE_DIR, Cache
 from generator.config import BuildOptions, SiteConfig, base_url_error, load_config, normalise_base_url
 from generator.errors import ContentError, Problem, ProblemLog, UsageError
 from generator.model import Site
+from generator.progress import no_progress
 from generator.output import MANIFEST, OutputFile, check_output_location, write_output
 from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
 from generator.theme import Theme, find_theme
@@ -126,13 +127,14 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
     stages.done("select")
     cache_notes: list[str] = []
     markdown_cache = Cache.for_site(root, "markdown", enabled=options.cache, writable=options.write)
+    progress = options.progress or no_progress
     site = render_site(published, link_targets(everything, published), log, markdown_cache,
-                       workers=os.cpu_count() or 1, warnings=cache_notes)
+                       workers=os.cpu_count() or 1, warnings=cache_notes, progress=progress)
     log.raise_if_errors(strict=options.strict)
     stages.done("markdown")
     env = make_environment(theme)
     try:
-        files = render_pages(site, env)
+        files = render_pages(site, env, progress)
     except jinja2_errors() as exc:
         raise ContentError([template_problem(exc, theme)]) from None
     stages.done("pages")

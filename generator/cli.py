@@ -48,13 +48,19 @@ def build(site_dir: Path, output: Path | None, drafts: bool, future: bool, base_
     from generator.config import BuildOptions
 
     output = output or site_dir / "output"
+    from generator.progress import for_terminal
+
+    progress = for_terminal(quiet)
     options = BuildOptions(output=output, drafts=drafts, future=future, base_url=base_url, quiet=quiet,
-                           strict=strict, cache=not no_cache)
+                           strict=strict, cache=not no_cache, progress=progress)
     try:
         result = run_build(site_dir, options)
     except SerialistError as exc:
         _fail(exc)
         return
+    finally:
+        if progress:
+            progress.finish()
     for warning in result.warnings:
         click.echo(str(warning), err=True)
     if not quiet:

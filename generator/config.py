@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import tomllib
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 from generator.errors import ContentError, Problem, suggest
@@ -62,6 +63,7 @@ class BuildOptions:
     strict: bool = False  # warnings fail the build
     write: bool = True  # False: check everything, write nothing (`serialist check`)
     cache: bool = True  # reuse rendered Markdown from `.serialist-cache/`
+    progress: Callable[[str, int, int], None] | None = field(default=None, compare=False)  # see progress.py
     now: datetime | None = None
 
 
