@@ -83,8 +83,26 @@ def _next_due(site: Site, now: datetime) -> str | None:
     return min(due).isoformat() if due else None
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a finished build knew: enough for `incremental.py` to redo only what one change touches."""
+
+    root: Path
+    options: BuildOptions
+    config: SiteConfig
+    theme: Theme
+    now: datetime
+    everything: Site  # every story and chapter as loaded, published or not
+    site: Site  # the published ones, rendered
+
+
 def build(root: Path, options: BuildOptions) -> BuildResult:
     """Build the site in `root` into `options.output`; raises SerialistError on bad input."""
+    return build_with_snapshot(root, options)[0]
+
+
+def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult, Snapshot | None]:
+    """`build`, and what it knew at the end (None when it found the output up to date)."""
     started = time.perf_counter()
     stages = _Stages()
     now = options.now or datetime.now(timezone.utc)
@@ -104,11 +122,11 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
     if state is not None:
         return BuildResult(state.stories, state.chapters, state.words, 0, time.perf_counter() - started,
                            tuple(Problem(Path(p), line, message, "warning") for p, line, message in state.warnings),
-                           tuple(stages.timings), up_to_date=True)
+                           tuple(stages.timings), up_to_date=True), None
 
     # Only a build that has work to do pays for importing the heavy stages.
     from generator.assets import copy_assets
-    from generator.epub import render_epubs
+    from generator.epub import EpubCache, render_epubs
     from generator.feeds import render_feeds, render_sitemap
     from generator.load import load_site
     from generator.markdown import link_targets, render_site
@@ -141,7 +159,7 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
     files += render_feeds(site, now) + render_sitemap(site)
     stages.done("feeds")
     if options.write:  # `check` has nothing to find in them
-        files += render_epubs(site, Cache.for_site(root, "epub", enabled=options.cache), cache_notes)
+        files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache))
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)
     log.raise_if_errors(strict=options.strict)
@@ -177,7 +195,7 @@ def build(root: Path, options: BuildOptions) -> BuildResult:
             valid_until=_next_due(everything, now), stories=result.stories, chapters=result.chapters,
             words=result.words, files=written,
             warnings=tuple((str(w.path), w.line, w.message) for w in warnings)))
-    return result
+    return result, Snapshot(root, options, config, theme, now, everything, site)
 
 
 def jinja2_errors() -> type[Exception]:

@@ -6,25 +6,29 @@ from, so that the user sees all of them at once.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import frontmatter
 import yaml
 
 from generator.config import SiteConfig
 from generator.errors import ProblemLog, suggest
-from generator.model import RATINGS, STATUSES, Chapter, Site, Story
+from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES
+from generator.model import RATINGS, STATUSES, Asset, Chapter, Site, Story
 
 STORY_FILE = "story.md"
 ONESHOT_CHAPTER_SLUG = "chapter-1"
 
 STORY_KEYS = ("title", "author", "rating", "warnings", "fandoms", "relationships", "characters", "tags",
-              "status", "chapters_planned", "notes_before", "notes_after", "language")
+              "status", "chapters_planned", "notes_before", "notes_after", "language", "series", "series_part",
+              "cover")
 CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before", "notes_after",
                 "warnings", "draft", "slug")
 ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
@@ -280,6 +284,8 @@ def _story_fields(f: Fields, config: SiteConfig) -> dict[str, Any]:
         relationships=f.strings("relationships"),
         characters=f.strings("characters"),
         tags=f.strings("tags"),
+        series=f.text("series"),
+        series_part=f.integer("series_part", 1),
         status=f.choice("status", STATUSES, "ongoing"),
         chapters_planned=f.integer("chapters_planned", 1),
         language=f.text("language", config.language),
@@ -298,6 +304,17 @@ def _chapter_slug(doc: Document, f: Fields) -> str:
     if explicit:
         return explicit  # checked by validate
     return slugify(doc.path.stem)
+
+
+def load_chapter(path: Path, position: int, config: SiteConfig, log: ProblemLog) -> Chapter | None:
+    """One chapter file; `position` (from 1, in file-name order) is its number unless it sets `number`."""
+    text = read_text(path, log)
+    doc = parse_document(path, text, log) if text is not None else None
+    if doc is None:
+        return None
+    fields = Fields(doc, config, log, CHAPTER_KEYS)
+    number = fields.integer("number", 0)
+    return _chapter(doc, fields, _chapter_slug(doc, fields), position if number is None else number)
 
 
 def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Story | None:
@@ -320,17 +337,15 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
     _require_title(doc, fields["title"], log)
     chapters = []
     for position, path in enumerate(chapter_files, start=1):
-        chapter_text = read_text(path, log)
-        chapter_doc = parse_document(path, chapter_text, log) if chapter_text is not None else None
-        if chapter_doc is None:
-            continue
-        cf = Fields(chapter_doc, config, log, CHAPTER_KEYS)
-        number = cf.integer("number", 0)
-        chapters.append(_chapter(chapter_doc, cf, _chapter_slug(chapter_doc, cf),
-                                 position if number is None else number))
+        chapter = load_chapter(path, position, config, log)
+        if chapter is not None:
+            chapters.append(chapter)
+    assets = find_assets(folder, slugify(folder.name), log)
     return Story(
         source=story_path,
         slug=slugify(folder.name),
+        assets=assets,
+        cover=_cover(doc, f, assets),
         notes_before=f.text("notes_before"),
         notes_after=f.text("notes_after"),
         summary=doc.body.strip(),
@@ -351,9 +366,13 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
     _require_title(doc, fields["title"], log)
     chapter = _chapter(doc, f, ONESHOT_CHAPTER_SLUG, 1)
     chapter = replace(chapter, title=None, summary="")
+    slug = f.text("slug") or slugify(path.stem)
+    assets = find_assets(path.with_name(path.stem + ASSETS_SUFFIX), slug, log)
     return Story(
         source=path,
-        slug=f.text("slug") or slugify(path.stem),
+        slug=slug,
+        assets=assets,
+        cover=_cover(doc, f, assets),
         summary=f.text("summary"),
         summary_line=doc.line("summary"),
         single_file=True,
@@ -361,6 +380,58 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
         lines=doc.lines,
         **fields,
     )
+
+
+def find_assets(folder: Path, slug: str, log: ProblemLog) -> tuple[Asset, ...]:
+    """Every file in `folder` and below that is published as is: all but Markdown, hidden and temporary files."""
+    if not folder.is_dir():
+        return ()
+    found: list[Asset] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        kept = []
+        for name in sorted(dirnames):
+            if is_ignored_name(name) or is_symlink_loop(here / name, log):
+                continue
+            if (here / name).is_symlink():
+                log.warn(here / name, None, "a symbolic link to a folder is not followed, so its files are not "
+                         "published; copy the folder here instead")
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            path = here / name
+            if (is_ignored_name(name) or name.lower().endswith(".md") or is_symlink_loop(path, log)
+                    or not path.is_file()):
+                continue
+            found.append(Asset(path, f"{slug}/{path.relative_to(folder).as_posix()}"))
+    return tuple(found)
+
+
+def _cover(doc: Document, f: Fields, assets: tuple[Asset, ...]) -> str:
+    """The URL path of the story's `cover:` image, relative to the file that names it; "" (logged) when wrong."""
+    name = f.text("cover")
+    if not name:
+        return ""
+    parts = urlsplit(name)
+    if parts.scheme or parts.netloc or name.startswith(("/", "\\")):
+        f._bad("cover", f"`{name}` is not a file beside the story; give the image's path from this file, "
+               "like `cover: cover.jpg`")
+        return ""
+    target = (doc.path.parent / name).resolve()
+    asset = next((a for a in assets if a.source.resolve() == target), None)
+    folder = doc.path.parent.name if doc.path.name == STORY_FILE else doc.path.stem + ASSETS_SUFFIX
+    if asset is None:
+        if target.is_file():
+            f._bad("cover", f"`{name}` is outside the story's folder {folder}/ (or a hidden file), so it is not "
+                   f"published; move it into {folder}/")
+        else:
+            f._bad("cover", f"there is no file `{name}` next to {doc.path.name}; check the name, or add the image")
+        return ""
+    if target.suffix.lower() not in IMAGE_TYPES:
+        f._bad("cover", f"`{name}` is not a JPEG, PNG, GIF, WebP or SVG image; use one of those")
+        return ""
+    return asset.url
 
 
 def is_symlink_loop(path: Path, log: ProblemLog) -> bool:
@@ -391,7 +462,11 @@ def load_site(config: SiteConfig, log: ProblemLog) -> Site:
     for entry in sorted(content.iterdir(), key=lambda p: natural_key(p.name)):
         if is_ignored_name(entry.name) or is_symlink_loop(entry, log):
             continue
-        if entry.is_dir():
+        if entry.is_dir() and entry.name.endswith(ASSETS_SUFFIX):
+            if not entry.with_name(entry.name.removesuffix(ASSETS_SUFFIX) + ".md").is_file():
+                log.warn(entry, None, f"there is no one-shot {entry.name.removesuffix(ASSETS_SUFFIX)}.md for this "
+                         "folder of files, so they are not published; rename the folder after its one-shot")
+        elif entry.is_dir():
             loaders.append((load_story_folder, entry))
         elif entry.suffix.lower() == ".md" and entry.is_file():
             loaders.append((load_oneshot, entry))

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from generator.build import build
+from generator.incremental import BuildSession
 from generator.config import BuildOptions
 from generator.errors import ContentError, SerialistError, UsageError, display_path
 from generator.server import DEFAULT_HOST, BuildStatus, LiveReloadServer, is_exposed, listen
-from generator.watch import ChangeBatch, SiteLayout, SiteWatcher
+from generator.watch import ChangeBatch, ChangeKind, SiteLayout, SiteWatcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,19 +54,19 @@ class SiteBuilder:
     """The server's build callback: builds the site, reports in the terminal, never raises.
 
     It gets the batch of changes (None for the first build) so that an incremental
-    build can be chosen by `changes.kind` and `changes.paths`; for now every batch
-    gets a full build, which takes well under a second for a site of a few stories.
+    build is chosen for content changes (see `incremental.py`), a full one otherwise.
     """
 
     root: Path
-    options: BuildOptions
+    session: BuildSession
     console: Console
 
     def __call__(self, changes: ChangeBatch | None) -> BuildStatus:
         what = "Built" if changes is None else changes.describe(self.root)
         started = time.perf_counter()
+        incremental = changes is not None and changes.kind is ChangeKind.CONTENT
         try:
-            result = build(self.root, self.options)
+            result = self.session.build(changes.paths if incremental else None)  # type: ignore[union-attr]
         except ContentError as exc:
             return self._failed(what, tuple(str(problem) for problem in exc.problems))
         except SerialistError as exc:
@@ -117,7 +117,7 @@ def serve(options: ServeOptions, console: Console, stop: threading.Event | None 
         build_options = BuildOptions(output=private / "site", drafts=options.drafts, future=options.future,
                                      base_url=listener.url)
         server: LiveReloadServer[ChangeBatch] = LiveReloadServer(
-            build_options.output, SiteBuilder(root, build_options, console), listener)
+            build_options.output, SiteBuilder(root, BuildSession(root, build_options), console), listener)
         cleanup.callback(server.shutdown)
         # Watch before the first build so that a save made during it is not missed (builds queue up).
         watcher = SiteWatcher(SiteLayout.of(root, ignore=(private,)), server.rebuild, poll=options.poll)

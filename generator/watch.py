@@ -41,7 +41,7 @@ from watchdog.observers.polling import PollingObserver
 from generator.config import CONFIG_FILE, CONTENT_DIR
 from generator.load import is_ignored_name
 
-QUIET_SECONDS = 0.15
+QUIET_SECONDS = 0.05
 POLL_SECONDS = 0.5
 OUTPUT_DIR = "output"
 CACHE_DIR = ".serialist-cache"

@@ -27,6 +27,7 @@ import pytest
 from conftest import SAMPLE_SITE, STORY, chapter, tree_bytes
 from generator.config import BuildOptions
 from generator.errors import UsageError
+from generator.incremental import BuildSession
 from generator.serve import Console, ServeOptions, SiteBuilder, exposure_warning, serve
 from generator.server import EVENTS_PATH, LiveReloadServer, host_allowed, listen, resolve_target
 from generator.watch import ChangeBatch
@@ -88,7 +89,8 @@ def running(site: Path, output: Path) -> Iterator[Live]:
     """A LiveReloadServer with the real build callback, serving `site` built into `output`."""
     lines = Lines()
     listener = listen("127.0.0.1", 0)
-    builder = SiteBuilder(site, BuildOptions(output=output, drafts=True, base_url=listener.url), lines.console)
+    options = BuildOptions(output=output, drafts=True, base_url=listener.url)
+    builder = SiteBuilder(site, BuildSession(site, options), lines.console)
     server: LiveReloadServer[ChangeBatch] = LiveReloadServer(output, builder, listener)
     assert server.rebuild(None).ok, lines.lines
     with server:

@@ -1,0 +1,140 @@
+"""Builds with the cache and the up-to-date shortcut give exactly what a cold build gives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+import generator
+from conftest import NOW, STORY, chapter, tree_bytes
+from generator.build import build
+from generator.cache import CACHE_DIR
+from generator.config import BuildOptions
+
+SITE = {
+    "site.toml": 'title = "T"\nbase_url = "https://example.org/"\n',
+    "content/s/story.md": STORY,
+    "content/s/1.md": chapter("One", body="First [next](2.md).[^1]\n\n[^1]: A note."),
+    "content/s/2.md": chapter("Two", "2025-01-02", body="Second."),
+    "content/s/3.md": chapter("Three", "2025-01-03", body="Third."),
+    "content/t.md": "---\ntitle: One-shot\ndate: 2025-02-01\n---\nA one-shot.\n",
+}
+
+
+def warm_then_cold(site: Path, tmp_path: Path) -> tuple[dict[str, bytes], dict[str, bytes], object]:
+    """Build with the cache (after earlier builds), then the same site cold elsewhere; both trees."""
+    warm = build(site, BuildOptions(output=site / "output", now=NOW))
+    cold_site = tmp_path / "cold"
+    shutil.rmtree(cold_site, ignore_errors=True)
+    shutil.copytree(site, cold_site, ignore=shutil.ignore_patterns("output", CACHE_DIR))
+    build(cold_site, BuildOptions(output=cold_site / "output", now=NOW, cache=False))
+    return tree_bytes(site / "output"), tree_bytes(cold_site / "output"), warm
+
+
+CHANGES = {
+    "chapter-text": lambda s: (s / "content/s/2.md").write_text(chapter("Two", "2025-01-02", body="Changed.")),
+    "neighbour-title": lambda s: (s / "content/s/2.md").write_text(chapter("Renamed", "2025-01-02", body="Second.")),
+    "story-md": lambda s: (s / "content/s/story.md").write_text(STORY.replace("A summary.", "New summary.")),
+    "site-toml": lambda s: (s / "site.toml").write_text('title = "New"\nbase_url = "https://example.org/x/"\n'),
+    "link-target-renamed": lambda s: (s / "content/s/2.md").write_text(
+        chapter("Two", "2025-01-02", body="Second.", extra="slug: second\n")),
+    "chapter-deleted": lambda s: (s / "content/s/3.md").unlink(),
+    "chapter-added": lambda s: (s / "content/s/4.md").write_text(chapter("Four", "2025-01-04")),
+    "theme-file": lambda s: _site_theme(s, "<!-- changed -->"),
+}
+
+
+def _site_theme(site: Path, marker: str) -> None:
+    theme = site / "themes/mine/templates"
+    theme.mkdir(parents=True, exist_ok=True)
+    (site / "site.toml").write_text('title = "T"\nbase_url = "https://example.org/"\ntheme = "mine"\n')
+    (theme / "home.html").write_text('{% extends "default/home.html" %}{% block main %}' + marker +
+                                     '{{ super() }}{% endblock %}')
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_any_change_gives_the_cold_build(make_site, tmp_path, change):
+    site = make_site(SITE)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    CHANGES[change](site)
+    warm, cold, _ = warm_then_cold(site, tmp_path)
+    assert warm == cold
+    if change == "chapter-deleted":
+        assert "s/3/index.html" not in warm
+
+
+def test_theme_template_edit_is_picked_up(make_site, tmp_path):
+    site = make_site(SITE)
+    _site_theme(site, "<!-- first -->")
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    (site / "themes/mine/templates/home.html").write_text(
+        '{% extends "default/home.html" %}{% block main %}<!-- second -->{{ super() }}{% endblock %}')
+    warm, cold, _ = warm_then_cold(site, tmp_path)
+    assert warm == cold and b"<!-- second -->" in warm["index.html"]
+
+
+def test_new_version_invalidates_the_cache(make_site, tmp_path, monkeypatch):
+    site = make_site(SITE)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    entries = {p for p in (site / CACHE_DIR).rglob("*") if p.is_file()}
+    monkeypatch.setattr(generator, "__version__", "99.0.0")
+    monkeypatch.setattr("generator.cache.__version__", "99.0.0")
+    result = build(site, BuildOptions(output=site / "output", now=NOW))
+    assert not result.up_to_date
+    assert {p for p in (site / CACHE_DIR).rglob("*") if p.is_file()} > entries  # new keys were written
+
+
+def test_no_change_rebuild_is_up_to_date_and_touches_nothing(make_site):
+    site = make_site(SITE)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    stats = {p: p.stat().st_mtime_ns for p in (site / "output").rglob("*")}
+    result = build(site, BuildOptions(output=site / "output", now=NOW))
+    assert result.up_to_date and result.files_written == 0
+    assert {p: p.stat().st_mtime_ns for p in (site / "output").rglob("*")} == stats
+
+
+def test_unchanged_files_keep_their_times_after_an_edit(make_site):
+    site = make_site(SITE)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    before = (site / "output/t/chapter-1/index.html").stat().st_mtime_ns
+    (site / "content/s/2.md").write_text(chapter("Two", "2025-01-02", body="Changed."))
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    assert (site / "output/t/chapter-1/index.html").stat().st_mtime_ns == before
+    assert b"Changed." in (site / "output/s/2/index.html").read_bytes()
+
+
+def test_scheduled_chapter_coming_due_defeats_the_shortcut(make_site):
+    from datetime import timedelta
+
+    site = make_site({**SITE, "content/s/4.md": chapter("Four", "2026-01-05", body="LATER-TEXT")})
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    assert not (site / "output/s/4").exists()
+    result = build(site, BuildOptions(output=site / "output", now=NOW + timedelta(days=10)))
+    assert not result.up_to_date
+    assert b"LATER-TEXT" in (site / "output/s/4/index.html").read_bytes()
+
+
+def test_deleted_output_file_defeats_the_shortcut(make_site):
+    site = make_site(SITE)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    shutil.rmtree(site / "output")
+    result = build(site, BuildOptions(output=site / "output", now=NOW))
+    assert not result.up_to_date and (site / "output/index.html").is_file()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_damaged_cache_files_are_ignored_with_a_warning(make_site, tmp_path, damage):
+    site = make_site(SITE)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    for path in (site / CACHE_DIR / "markdown").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00\xffnot marshal",
+                              "empty": b""}[damage])
+    (site / CACHE_DIR / "state.json").write_text("{not json")
+    warm, cold, result = warm_then_cold(site, tmp_path)
+    assert warm == cold
+    assert any("damaged cache file" in w.message for w in result.warnings)
