@@ -71,7 +71,7 @@ def _up_to_date(root: Path, config: SiteConfig, theme: Theme, options: BuildOpti
         return "", None
     inputs = input_stamp(root, [config.content_dir, *theme.folders], [config.config_path],
                          _settings(options, theme))
-    state = load_state(root)
+    state = load_state(root, options.output)
     if state and state.current(inputs, output_stamp(options.output, MANIFEST), now):
         return inputs, state
     return inputs, None
@@ -169,7 +169,7 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
     if options.write:
-        forget_state(root)  # a build killed from here on must not leave a stale "up to date"
+        forget_state(root, options.output)  # a build killed from here on must not leave a stale "up to date"
         written = write_output(files, options.output)
     else:
         written = 0
@@ -190,7 +190,7 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
         timings=tuple(stages.timings),
     )
     if inputs:
-        save_state(root, BuildState(
+        save_state(root, options.output, BuildState(
             inputs=inputs, output=output_stamp(options.output, MANIFEST),
             valid_until=_next_due(everything, now), stories=result.stories, chapters=result.chapters,
             words=result.words, files=written,

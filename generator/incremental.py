@@ -122,7 +122,7 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment) -> t
 
     files = _pages(site, changed, environment(snap), now)
     written = _write_changed(files, options.output)
-    forget_state(snap.root)
+    forget_state(snap.root, options.output)
     result = BuildResult(stories=len(site.stories), chapters=site.chapter_total, words=site.words,
                          files_written=written, seconds=time.perf_counter() - started,
                          warnings=tuple(log.warnings))

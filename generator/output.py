@@ -9,7 +9,6 @@ the build made.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 import hashlib
@@ -73,13 +72,10 @@ _RENAME_EXCHANGE = 2
 
 @functools.lru_cache(maxsize=1)
 def _renameat2() -> Any:
-    """libc's renameat2, or None where there is none (looked up once: find_library is slow)."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return None
+    """libc's renameat2 (from the C library this process already has), or None where there is none."""
     try:
-        return ctypes.CDLL(libc_name, use_errno=True).renameat2
-    except (OSError, AttributeError):
+        return ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):
         return None
 
 
@@ -108,7 +104,7 @@ def recover(output: Path) -> None:
     if not parent.is_dir():
         return
     for stale in sorted(parent.glob(f".{output.name}.serialist-*")):
-        if not stale.is_dir():
+        if not stale.is_dir() or stale == _spare(output):
             continue
         if not output.exists() and (stale / MANIFEST).is_file() and "-old-" in stale.name:
             os.rename(stale, output)  # killed between the two renames of a swap
@@ -152,50 +148,101 @@ def write_output(files: Iterable[OutputFile], output: Path) -> int:
                           f"The previous output is unchanged.") from None
 
 
-def _write_locked(files: Iterable[OutputFile], output: Path) -> int:
-    """Fill a staging folder and swap it in. A file whose bytes did not change is hard-linked from
-    the previous output instead of written, so its modification time stays put."""
-    recover(output)
-    previous = _previous_manifest(output) or {}
-    staging = _scratch(output, "new")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+def _spare(output: Path) -> Path:
+    return output.parent / f".{output.name}.serialist-spare"
+
+
+def _replace_with_link(source: Path, target: Path) -> bool:
+    """Make `target` the same file as `source` (atomically); False when the system cannot."""
+    temporary = target.with_name(f".{target.name}.serialist-tmp")
     try:
-        made_dirs: set[Path] = set()
-        hashes: dict[str, str] = {}
-        for item in files:
-            target = staging / item.path
-            if target.parent not in made_dirs:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made_dirs.add(target.parent)
-            hashes[item.path] = file_hash(item.data)
-            if previous.get(item.path) == hashes[item.path]:
-                try:
-                    os.link(output / item.path, target)
-                    continue
-                except OSError:
-                    pass  # gone, or a file system without hard links: write it
-            target.write_bytes(item.data)
-        manifest = "".join(f"{path}\t{hashes[path]}\n" for path in sorted(hashes))
-        (staging / MANIFEST).write_text(manifest, "utf-8")
-        _swap_in(staging, output)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return len(hashes)
+        if temporary.exists():
+            temporary.unlink()
+        os.link(source, temporary)
+        os.replace(temporary, target)
+        return True
+    except OSError:
+        return False
+
+
+def _replace_with_bytes(data: bytes, target: Path) -> None:
+    temporary = target.with_name(f".{target.name}.serialist-tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, target)
+
+
+def _remove(root: Path, paths: Iterable[str]) -> None:
+    """Delete `paths` under `root`, and the folders they leave empty."""
+    folders: set[Path] = set()
+    for path in paths:
+        target = root / path
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            shutil.rmtree(target, ignore_errors=True)
+        folders.update(p for p in target.parents if p != root and p.is_relative_to(root))
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # not empty
+
+
+def _write_locked(files: Iterable[OutputFile], output: Path) -> int:
+    """Bring the spare copy of the output up to date, then swap it in.
+
+    The spare is the output of the build before last, kept next to the output
+    (`.output.serialist-spare`), so only what changed is written and nothing
+    has to be deleted wholesale. A file whose bytes did not change is the same
+    file (a hard link) as in the current output, so its modification time stays
+    put. Until the swap, the output itself is not touched: a build that fails
+    or is killed leaves it as it was.
+    """
+    recover(output)
+    current = _previous_manifest(output) or {}
+    spare = _spare(output)
+    have = _previous_manifest(spare) if spare.is_dir() else None
+    if have is None:  # no spare, or one a killed build left half-updated
+        shutil.rmtree(spare, ignore_errors=True)
+        spare.mkdir()
+        have = {}
+    else:
+        (spare / MANIFEST).unlink()
+    items = list(files)
+    wanted = {item.path: file_hash(item.data) for item in items}
+    _remove(spare, [path for path in have if path not in wanted])
+    written = 0
+    made_dirs: set[Path] = set()
+    for item in items:
+        digest = wanted[item.path]
+        target = spare / item.path
+        if have.get(item.path) == digest and target.is_file():
+            continue
+        if target.parent not in made_dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made_dirs.add(target.parent)
+        if current.get(item.path) == digest and _replace_with_link(output / item.path, target):
+            continue
+        _replace_with_bytes(item.data, target)
+        written += 1
+    manifest = "".join(f"{path}\t{wanted[path]}\n" for path in sorted(wanted))
+    (spare / MANIFEST).write_text(manifest, "utf-8")
+    _swap_in(spare, output)
+    return written
 
 
 def _swap_in(staging: Path, output: Path) -> None:
+    """Make `staging` the output; the previous output becomes `staging` (the next build's spare)."""
     foreign = _foreign_entries(output, set(os.listdir(staging)))
     if not output.exists():
         os.rename(staging, output)
         return
-    old = _scratch(output, "old")
-    shutil.rmtree(old, ignore_errors=True)
-    if _exchange(staging, output):
-        os.rename(staging, old)  # `staging` now holds the previous output
-    else:
+    if not _exchange(staging, output):
+        old = _scratch(output, "old")
         os.rename(output, old)
         os.rename(staging, output)
+        os.rename(old, staging)
     for entry in foreign:
-        os.rename(old / entry, output / entry)
-    shutil.rmtree(old, ignore_errors=True)
+        os.rename(staging / entry, output / entry)

@@ -1,6 +1,6 @@
 """Is the output already up to date? A stamp of every input's size and time.
 
-After a successful build the stamp is saved in `.serialist-cache/state`; the
+After a successful build the stamp is saved in `.serialist-cache/state-*.json`; the
 next build compares a fresh stamp (file stats only: nothing is read or parsed)
 and, when nothing changed, no scheduled chapter has come due and the output is
 still what the last build wrote, does nothing at all.
@@ -16,7 +16,6 @@ from pathlib import Path
 
 from generator.cache import CACHE_DIR, atomic_write, digest
 
-STATE_FILE = "state.json"
 
 
 def input_stamp(root: Path, folders: list[Path], files: list[Path], settings: str) -> str:
@@ -62,28 +61,29 @@ class BuildState:
         return self.inputs == inputs and self.output == output and bool(output) and (due is None or now < due)
 
 
-def _path(root: Path) -> Path:
-    return root / CACHE_DIR / STATE_FILE
+def _path(root: Path, output: Path) -> Path:
+    """One state per output folder, so that `serve` (which builds elsewhere) and `build` do not undo each other."""
+    return root / CACHE_DIR / f"state-{digest(str(output.resolve()))[:16]}.json"
 
 
-def load_state(root: Path) -> BuildState | None:
+def load_state(root: Path, output: Path) -> BuildState | None:
     try:
-        data = json.loads(_path(root).read_text("utf-8"))
+        data = json.loads(_path(root, output).read_text("utf-8"))
         data["warnings"] = tuple(data["warnings"])
         return BuildState(**data)
     except (OSError, ValueError, TypeError, KeyError):
         return None
 
 
-def save_state(root: Path, state: BuildState) -> None:
+def save_state(root: Path, output: Path, state: BuildState) -> None:
     try:
-        atomic_write(_path(root), json.dumps(asdict(state), indent=1).encode())
+        atomic_write(_path(root, output), json.dumps(asdict(state), indent=1).encode())
     except OSError:
         pass  # only costs the next build its shortcut
 
 
-def forget_state(root: Path) -> None:
+def forget_state(root: Path, output: Path) -> None:
     try:
-        _path(root).unlink()
+        _path(root, output).unlink()
     except OSError:
         pass

@@ -134,7 +134,15 @@ def test_damaged_cache_files_are_ignored_with_a_warning(make_site, tmp_path, dam
             data = path.read_bytes()
             path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00\xffnot marshal",
                               "empty": b""}[damage])
-    (site / CACHE_DIR / "state.json").write_text("{not json")
+    for state in (site / CACHE_DIR).glob("state-*.json"):
+        state.write_text("{not json")
     warm, cold, result = warm_then_cold(site, tmp_path)
     assert warm == cold
     assert any("damaged cache file" in w.message for w in result.warnings)
+
+
+def test_builds_elsewhere_do_not_spoil_the_shortcut(make_site, tmp_path):
+    site = make_site(SITE)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    build(site, BuildOptions(output=tmp_path / "served", now=NOW, drafts=True))  # as `serve` does
+    assert build(site, BuildOptions(output=site / "output", now=NOW)).up_to_date
