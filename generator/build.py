@@ -150,7 +150,7 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
                        workers=os.cpu_count() or 1, warnings=cache_notes, progress=progress)
     log.raise_if_errors(strict=options.strict)
     stages.done("markdown")
-    env = make_environment(theme)
+    env = make_environment(theme, root / CACHE_DIR / "jinja" if options.cache and options.write else None)
     try:
         files = render_pages(site, env, progress)
     except jinja2_errors() as exc:

@@ -11,12 +11,13 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from email.utils import format_datetime
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from generator import urls
 from generator.model import Chapter, Site, Story
 from generator.output import OutputFile
 from generator.pages import linked_chapter
+from generator.taxonomy import build_taxonomy
 
 ATOM = "http://www.w3.org/2005/Atom"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -112,7 +113,7 @@ def render_sitemap(site: Site) -> list[OutputFile]:
 
     def add(path: str, modified: datetime | None) -> None:
         url = ET.SubElement(root, "url")
-        _text(url, "loc", base + path)
+        _text(url, "loc", base + quote(path, safe="/"))  # tag names may be non-ASCII; a sitemap needs escaped URLs
         if modified:
             _text(url, "lastmod", modified.date().isoformat())
 
@@ -123,5 +124,13 @@ def render_sitemap(site: Site) -> list[OutputFile]:
         add(urls.work_path(story), story.updated)
         for chapter in story.chapters:
             add(urls.chapter_path(story, chapter), chapter.last_changed)
+    taxonomy = build_taxonomy(site)
+    add(urls.TAGS_INDEX, newest)
+    for tag in taxonomy.tags:
+        add(urls.tag_path(tag.kind.key, tag.name), tag.updated)
+    if taxonomy.series:
+        add(urls.SERIES_INDEX, max((s.updated for s in taxonomy.series if s.updated), default=None))
+        for series in taxonomy.series:
+            add(urls.series_path(series.name), series.updated)
     ET.indent(root)
     return [OutputFile(urls.SITEMAP, ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n")]

@@ -418,11 +418,15 @@ def _cover(doc: Document, f: Fields, assets: tuple[Asset, ...]) -> str:
         f._bad("cover", f"`{name}` is not a file beside the story; give the image's path from this file, "
                "like `cover: cover.jpg`")
         return ""
-    target = (doc.path.parent / name).resolve()
+    try:
+        target = (doc.path.parent / name).resolve()
+        exists = target.is_file()
+    except (OSError, ValueError, RuntimeError):  # a name too long, a loop of links
+        target, exists = doc.path.parent / name, False
     asset = next((a for a in assets if a.source.resolve() == target), None)
     folder = doc.path.parent.name if doc.path.name == STORY_FILE else doc.path.stem + ASSETS_SUFFIX
     if asset is None:
-        if target.is_file():
+        if exists:
             f._bad("cover", f"`{name}` is outside the story's folder {folder}/ (or a hidden file), so it is not "
                    f"published; move it into {folder}/")
         else:

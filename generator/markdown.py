@@ -13,7 +13,7 @@ import multiprocessing.context
 import re
 import threading
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -25,8 +25,10 @@ from markdown_it.token import Token
 from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
+from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
+from generator.progress import ProgressCallback, no_progress
 from generator.model import Chapter, Site, Story
 
 LINK_SCHEME = "serialist"
@@ -59,7 +61,8 @@ _ATTRIBUTES = {
 def sanitize(html: str) -> str:
     """Keep the author's formatting, drop scripts, styles, frames, forms and event handlers."""
     return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, link_rel=None,
-                     url_schemes={"http", "https", "mailto", LINK_SCHEME}, filter_style_properties={"text-align"})
+                     url_schemes={"http", "https", "mailto", LINK_SCHEME, FILE_SCHEME},
+                     filter_style_properties={"text-align"})
 
 
 def _scene_break(self, tokens, idx, options, env) -> str:  # noqa: ANN001 (markdown-it's signature)
@@ -94,6 +97,7 @@ class LinkTargets:
 
     published: dict[Path, tuple[str, str]]  # → (story slug, chapter slug or "" for the story page)
     unpublished: frozenset[Path] = frozenset()
+    files: dict[Path, str] = field(default_factory=dict)  # the stories' other files → URL path (`Asset.url`)
 
 
 def link_targets(everything: Site, published: Site) -> LinkTargets:
@@ -106,7 +110,8 @@ def link_targets(everything: Site, published: Site) -> LinkTargets:
                 pages[chapter.source.resolve()] = (story.slug, chapter.slug)
     known = {story.source.resolve() for story in everything.stories}
     known.update(c.source.resolve() for story in everything.stories for c in story.chapters)
-    return LinkTargets(pages, frozenset(known - pages.keys()))
+    files = {asset.source.resolve(): asset.url for story in published.stories for asset in story.assets}
+    return LinkTargets(pages, frozenset(known - pages.keys()), files)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +174,7 @@ def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTa
     env = {"docId": doc_id}
     tokens = md.parse(text, env)
     if origin is not None and targets is not None and log is not None:
+        rewrite_files(tokens, origin, targets, log)
         _rewrite_links(tokens, origin, targets, log)
     return sanitize(md.renderer.render(tokens, md.options, env)), count_words(tokens)
 
@@ -251,7 +257,8 @@ def _job_key(job: Job, targets_digest: str) -> str:
 
 def _targets_digest(targets: LinkTargets) -> str:
     published = sorted((str(p), s, c) for p, (s, c) in targets.published.items())
-    return digest(repr(published), repr(sorted(map(str, targets.unpublished))))
+    return digest(repr(published), repr(sorted(map(str, targets.unpublished))),
+                  repr(sorted((str(p), url) for p, url in targets.files.items())))
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
@@ -261,7 +268,8 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
-def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int) -> list[Result]:
+def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int,
+                     progress: ProgressCallback = no_progress) -> list[Result]:
     batches: list[list[Job]] = [[] for _ in range(workers * 8)]
     sizes = [0] * len(batches)
     order: list[tuple[int, int]] = []
@@ -270,8 +278,11 @@ def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int) -> lis
         order.append((smallest, len(batches[smallest])))
         batches[smallest].append(jobs[job])
         sizes[smallest] += len(jobs[job].text)
+    done: list[list[Result]] = []
     with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
-        done = list(pool.map(_render_batch, batches, [targets] * len(batches)))
+        for batch in pool.map(_render_batch, batches, [targets] * len(batches)):
+            done.append(batch)
+            progress("Rendering Markdown (texts)", sum(map(len, done)), len(jobs))
     results: list[Result | None] = [None] * len(jobs)
     for job, (batch, index) in zip(sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text)), order):
         results[job] = done[batch][index]
@@ -279,7 +290,7 @@ def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int) -> lis
 
 
 def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, workers: int,
-               warnings: list[str]) -> dict[str, Result]:
+               warnings: list[str], progress: ProgressCallback = no_progress) -> dict[str, Result]:
     """Render every job, from the cache where possible and in parallel where it pays."""
     targets_digest = _targets_digest(targets)
     keys = [_job_key(job, targets_digest) for job in jobs]
@@ -293,7 +304,7 @@ def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, worke
             missing.append(index)
     todo = [jobs[i] for i in missing]
     if workers > 1 and sum(len(job.text) for job in todo) > PARALLEL_THRESHOLD:
-        rendered = _render_parallel(todo, targets, workers)
+        rendered = _render_parallel(todo, targets, workers, progress)
     else:
         rendered = _render_batch(todo, targets)
     for index, result in zip(missing, rendered):
@@ -322,9 +333,11 @@ def _apply(site: Site, results: dict[str, Result]) -> Site:
 
 
 def render_site(site: Site, targets: LinkTargets, log: ProblemLog, cache: Cache | None = None,
-                workers: int = 1, warnings: list[str] | None = None) -> Site:
+                workers: int = 1, warnings: list[str] | None = None,
+                progress: ProgressCallback = no_progress) -> Site:
     """Every Markdown text of the site rendered; link problems logged with file and line."""
-    results = render_all(site_jobs(site), targets, cache, workers, warnings if warnings is not None else [])
+    results = render_all(site_jobs(site), targets, cache, workers, warnings if warnings is not None else [],
+                         progress)
     for _, _, problems in results.values():
         for path, line, message, level in problems:
             (log.error if level == "error" else log.warn)(Path(path), line, message)
@@ -334,18 +347,22 @@ def render_site(site: Site, targets: LinkTargets, log: ProblemLog, cache: Cache 
 _PLACEHOLDER = re.compile(r'href="' + LINK_SCHEME + r':([^"/#]*)/([^"#]*)(?:#([^"]*))?"')
 
 
-def resolve_links(html: str, page_url: Callable[[str], str], same_story: str | None = None) -> str:
+def resolve_links(html: str, page_url: Callable[[str], str], same_story: str | None = None,
+                  in_page: frozenset[str] | None = None) -> str:
     """Turn link placeholders into links from one page.
 
     `page_url` maps a site path (`story/chapter/`) to a link from the page; on a
-    whole-work page (`same_story`), chapters of that story become in-page anchors.
+    whole-work page (`same_story`), chapters of that story become in-page anchors
+    (only those in `in_page`, when the work is split into parts).
+    Images and other files of the stories (`assets.resolve_files`) are linked from the page too.
     """
+    html = resolve_files(html, page_url)
     if f'href="{LINK_SCHEME}:' not in html:
         return html
 
     def link(match: re.Match[str]) -> str:
         story, chapter, fragment = match.group(1), match.group(2), match.group(3)
-        if story == same_story:
+        if story == same_story and (in_page is None or not chapter or chapter in in_page):
             target = "#" + (fragment or (f"chapter-{chapter}" if chapter else "main"))
         else:
             target = page_url(f"{story}/{chapter}/" if chapter else f"{story}/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from generator.config import SiteConfig
 
@@ -84,6 +85,19 @@ class Chapter:
 
 
 @dataclass(frozen=True, slots=True)
+class Asset:
+    """A file beside the chapters (an image, a cover, …), published as it is."""
+
+    source: Path  # the file under content/
+    path: str  # where it is published, from the output root: `salt-and-signal/images/map.png`
+
+    @property
+    def url(self) -> str:
+        """`path` as a URL path, percent-encoded: `salt-and-signal/images/old%20map.png`."""
+        return quote(self.path, safe="/")
+
+
+@dataclass(frozen=True, slots=True)
 class Story:
     source: Path  # story.md, or the one-shot's single file
     slug: str
@@ -95,6 +109,8 @@ class Story:
     relationships: tuple[str, ...] = ()
     characters: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    series: str = ""  # the name of the series the story is part of
+    series_part: int | None = None  # its part number; None: by first publication date
     status: str = "ongoing"
     chapters_planned: int | None = None
     notes_before: str = ""
@@ -103,6 +119,9 @@ class Story:
     summary: str = ""
     summary_line: int = 1
     single_file: bool = False
+    # Every file beside the chapters (the story's folder, or a one-shot's `<name>.assets/`), published as is.
+    assets: tuple[Asset, ...] = ()
+    cover: str = ""  # the cover image's URL path from the site root (an `Asset.url`), or ""
     chapters: tuple[Chapter, ...] = ()  # published (visible) chapters once selected
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     # Filled in by the selection stage: the next chapter not yet published.
@@ -116,6 +135,11 @@ class Story:
     @property
     def is_complete(self) -> bool:
         return self.status == "complete"
+
+    @property
+    def cover_asset(self) -> Asset | None:
+        """The file of the cover image, when the story has one."""
+        return next((a for a in self.assets if a.url == self.cover), None) if self.cover else None
 
     @property
     def words(self) -> int:

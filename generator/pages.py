@@ -9,8 +9,11 @@ import jinja2
 
 from generator import urls
 from generator.markdown import resolve_links
+from generator.metadata import page_meta
 from generator.model import Chapter, Site, Story
 from generator.output import OutputFile
+from generator.progress import ProgressCallback, no_progress
+from generator.taxonomy import Series, Tag, build_taxonomy
 from generator.urls import Linker
 
 
@@ -42,26 +45,57 @@ def end_notice(story: Story) -> Notice:
                   "This story is in progress; the next chapter has not been posted yet.")
 
 
-def linked_chapter(chapter: Chapter, url: Callable[[str], str], same_story: str | None = None) -> Chapter:
+def linked_chapter(chapter: Chapter, url: Callable[[str], str], same_story: str | None = None,
+                   in_page: frozenset[str] | None = None) -> Chapter:
     """The chapter with its links between chapters resolved for one page."""
     return replace(
         chapter,
-        html=resolve_links(chapter.html, url, same_story),
-        notes_before_html=resolve_links(chapter.notes_before_html, url, same_story),
-        notes_after_html=resolve_links(chapter.notes_after_html, url, same_story),
-        summary_html=resolve_links(chapter.summary_html, url, same_story),
+        html=resolve_links(chapter.html, url, same_story, in_page),
+        notes_before_html=resolve_links(chapter.notes_before_html, url, same_story, in_page),
+        notes_after_html=resolve_links(chapter.notes_after_html, url, same_story, in_page),
+        summary_html=resolve_links(chapter.summary_html, url, same_story, in_page),
     )
 
 
-def linked_story(story: Story, url: Callable[[str], str], whole_work: bool = False) -> Story:
-    """The story's summary and notes (and on a whole-work page, its chapters) with links resolved."""
-    same = story.slug if whole_work else None
+WORK_SPLIT_WORDS = 500_000  # a whole-work page longer than this is split into parts…
+WORK_PART_WORDS = 200_000  # …of at most about this many words
+
+
+@dataclass(frozen=True, slots=True)
+class WorkPart:
+    """One page of the whole work: all of it, or a run of chapters when the work is very long."""
+
+    number: int
+    chapters: tuple[Chapter, ...]
+    path: str
+
+    @property
+    def words(self) -> int:
+        return sum(c.words for c in self.chapters)
+
+
+def work_parts(story: Story) -> list[WorkPart]:
+    groups: list[list[Chapter]] = [[]]
+    if story.words > WORK_SPLIT_WORDS:
+        words = 0
+        for chapter in story.chapters:
+            if groups[-1] and words + chapter.words > WORK_PART_WORDS:
+                groups.append([])
+                words = 0
+            groups[-1].append(chapter)
+            words += chapter.words
+    else:
+        groups = [list(story.chapters)]
+    return [WorkPart(n, tuple(group), urls.work_part_path(story, n)) for n, group in enumerate(groups, start=1)]
+
+
+def linked_story(story: Story, url: Callable[[str], str]) -> Story:
+    """The story with the links in its summary and notes resolved for one page."""
     return replace(
         story,
-        summary_html=resolve_links(story.summary_html, url, same),
-        notes_before_html=resolve_links(story.notes_before_html, url, same),
-        notes_after_html=resolve_links(story.notes_after_html, url, same),
-        chapters=tuple(linked_chapter(c, url, same) for c in story.chapters) if whole_work else story.chapters,
+        summary_html=resolve_links(story.summary_html, url),
+        notes_before_html=resolve_links(story.notes_before_html, url),
+        notes_after_html=resolve_links(story.notes_after_html, url),
     )
 
 
@@ -72,6 +106,7 @@ class PageRenderer:
         self.site = site
         self.env = env
         self.has_feeds = bool(site.config.base_url)
+        self.taxonomy = build_taxonomy(site)
 
     def _link(self, page: str) -> Linker:
         return Linker(page, self.site.config.base_url)
@@ -91,8 +126,10 @@ class PageRenderer:
             urls=urls,
             page_title=title,
             canonical=link.absolute(link.page),
+            meta=page_meta(template, self.site, link, title, context.get("story"), context.get("chapter")),
             feeds=feeds,
             has_feeds=self.has_feeds,
+            taxonomy=self.taxonomy,
             **context,
         )
         return OutputFile(urls.file_of(link.page), html.encode("utf-8"))
@@ -111,17 +148,45 @@ class PageRenderer:
         chapter = story.chapters[index]
         prev = story.chapters[index - 1] if index > 0 else None
         nxt = story.chapters[index + 1] if index + 1 < len(story.chapters) else None
-        title = story.title if story.single_file else f"{chapter.heading} - {story.title}"
+        title = f"{chapter.heading} - {story.title}"  # a one-shot: `Chapter 1 - Title`, unlike its story page
         link = self._link(urls.chapter_path(story, chapter))
         return self._render("chapter.html", link, f"{title} - {self.site.config.title}",
                             story=linked_story(story, link.url), chapter=linked_chapter(chapter, link.url),
                             prev=prev, next=nxt, is_first=index == 0, is_last=nxt is None,
                             notice=end_notice(story) if nxt is None else None)
 
-    def work(self, story: Story) -> OutputFile:
-        link = self._link(urls.work_path(story))
-        return self._render("work.html", link, f"{story.title} (entire work) - {self.site.config.title}",
-                            story=linked_story(story, link.url, whole_work=True), notice=end_notice(story))
+    def work(self, story: Story, only: Callable[[WorkPart], bool] | None = None) -> Iterator[OutputFile]:
+        """The entire work on one page, or on several when it is very long (those parts `only` picks)."""
+        parts = work_parts(story)
+        for part in parts:
+            if only is not None and not only(part):
+                continue
+            link = self._link(part.path)
+            in_page = frozenset(c.slug for c in part.chapters)
+            of = f", part {part.number} of {len(parts)}" if len(parts) > 1 else ""
+            yield self._render(
+                "work.html", link, f"{story.title} (entire work{of}) - {self.site.config.title}",
+                story=linked_story(story, link.url),
+                part_chapters=tuple(linked_chapter(c, link.url, story.slug, in_page) for c in part.chapters),
+                part=part, parts=parts, notice=end_notice(story))
+
+    def tags_index(self) -> OutputFile:
+        return self._render("tags.html", self._link(urls.TAGS_INDEX), f"All tags - {self.site.config.title}",
+                            groups=self.taxonomy.groups)
+
+    def tag(self, tag: Tag) -> OutputFile:
+        link = self._link(urls.tag_path(tag.kind.key, tag.name))
+        return self._render("tag.html", link, f"{tag.kind.singular}: {tag.name} - {self.site.config.title}",
+                            tag=tag, kind=tag.kind, stories=tuple(linked_story(s, link.url) for s in tag.stories))
+
+    def series_index(self) -> OutputFile:
+        return self._render("series_index.html", self._link(urls.SERIES_INDEX),
+                            f"All series - {self.site.config.title}", all_series=self.taxonomy.series)
+
+    def series(self, series: Series) -> OutputFile:
+        link = self._link(urls.series_path(series.name))
+        return self._render("series.html", link, f"Series: {series.name} - {self.site.config.title}",
+                            series=series, stories=tuple(linked_story(s, link.url) for s in series.stories))
 
     def not_found(self) -> OutputFile:
         return self._render("404.html", self._link(urls.NOT_FOUND), f"Page not found - {self.site.config.title}",
@@ -130,15 +195,23 @@ class PageRenderer:
 
 def story_pages(renderer: PageRenderer, story: Story) -> Iterator[OutputFile]:
     yield renderer.story(story)
-    yield renderer.work(story)
+    yield from renderer.work(story)
     for index in range(len(story.chapters)):
         yield renderer.chapter(story, index)
 
 
-def render_pages(site: Site, env: jinja2.Environment) -> list[OutputFile]:
+def render_pages(site: Site, env: jinja2.Environment, progress: ProgressCallback = no_progress) -> list[OutputFile]:
     renderer = PageRenderer(site, env)
-    files = [renderer.home(), renderer.not_found()]
+    files = [renderer.home(), renderer.not_found(), renderer.tags_index()]
+    files.extend(renderer.tag(tag) for tag in renderer.taxonomy.tags)
+    if renderer.taxonomy.series:
+        files.append(renderer.series_index())
+        files.extend(renderer.series(series) for series in renderer.taxonomy.series)
+    total = site.chapter_total
+    done = 0
     for story in site.stories:
         files.extend(story_pages(renderer, story))
+        done += len(story.chapters)
+        progress("Rendering pages (chapters)", done, total)
     return files
 

@@ -36,6 +36,8 @@ def new_story(root: Path, slug: str, title: str | None = None) -> Path:
         "tags: []\n"
         "status: ongoing  # ongoing, complete, hiatus or abandoned\n"
         "# chapters_planned: 10\n"
+        "# series: Name of the Series\n"
+        "# series_part: 1  # its place in the series\n"
         "notes_before: \"\"\n"
         "notes_after: \"\"\n"
         "---\n"

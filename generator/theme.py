@@ -68,13 +68,23 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
-def make_environment(theme: Theme) -> jinja2.Environment:
+def make_environment(theme: Theme, bytecode_dir: Path | None = None) -> jinja2.Environment:
+    """The Jinja2 environment of `theme`; compiled templates are kept in `bytecode_dir` when given
+    (keyed by each template's source, so an edited template is compiled afresh)."""
     import jinja2
 
     loaders = [jinja2.FileSystemLoader(str(f / "templates")) for f in theme.folders]
     default = theme.folders[-1] / "templates"
+    bytecode = None
+    if bytecode_dir is not None:
+        try:
+            bytecode_dir.mkdir(parents=True, exist_ok=True)
+            bytecode = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
+        except OSError:
+            bytecode = None  # only costs compile time
     env = jinja2.Environment(
         loader=jinja2.ChoiceLoader([*loaders, jinja2.PrefixLoader({DEFAULT_THEME: jinja2.FileSystemLoader(str(default))})]),
+        bytecode_cache=bytecode,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -9,6 +9,7 @@ from pathlib import Path
 from generator.errors import ProblemLog
 from generator.load import slugify
 from generator.model import ARCHIVE_WARNINGS, Site, Story, archive_warning
+from generator.taxonomy import check_series
 
 RESERVED_STORY_SLUGS = frozenset({"assets", "tags", "series", "404", "feed"})
 RESERVED_CHAPTER_SLUGS = frozenset({"all", "images", "feed"})
@@ -104,3 +105,4 @@ def validate_site(site: Site, log: ProblemLog, now: datetime) -> None:
                       f"the story URL name `{story.slug}` is also used by {story_slugs[story.slug]}; "
                       "rename one of them")
         story_slugs.setdefault(story.slug, story.source)
+    check_series(site, log)

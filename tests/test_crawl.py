@@ -146,7 +146,8 @@ def sample_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sample_site_has_no_broken_link(sample_out: Path) -> None:
     result = crawl(sample_out)
     assert result.broken == []
-    assert result.pages == 15  # home, 404, 3 × (story + whole work), 7 chapters
+    # home, 404, 3 × (story + whole work), 7 chapters; the tag index, 25 tag pages, the series index and page
+    assert result.pages == 15 + 1 + 25 + 2
     assert result.links > 150  # the crawl really followed the links
 
 
@@ -242,7 +243,7 @@ def test_site_without_base_url_has_no_broken_link(make_site) -> None:
     build(root, BuildOptions(output=root / "output", now=NOW))
     assert not (root / "output" / "feed.xml").exists()
     result = crawl(root / "output", base_url="")
-    assert result.broken == [] and result.pages == 5
+    assert result.broken == [] and result.pages == 5 + 2  # and the tag index, the `Not Rated` page
 
 
 def test_crawler_finds_broken_links(tmp_path: Path) -> None:

