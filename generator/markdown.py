@@ -149,7 +149,12 @@ def _rewrite_links(tokens: list[Token], origin: Origin, targets: LinkTargets, lo
             parts = urlsplit(href)
             if parts.scheme or parts.netloc or not parts.path or href.startswith("/"):
                 continue
-            target = (origin.path.parent / unquote(parts.path)).resolve()
+            try:
+                target = (origin.path.parent / unquote(parts.path)).resolve()
+                exists = target.exists()
+            except (OSError, ValueError, RuntimeError):  # a NUL byte, a name too long, a link loop
+                log.warn(origin.path, line, f"the link to `{href}` is not a usable file name; fix it")
+                continue
             if target in targets.published:
                 story, chapter = targets.published[target]
                 child.attrs["href"] = placeholder(story, chapter, parts.fragment)
@@ -160,7 +165,7 @@ def _rewrite_links(tokens: list[Token], origin: Origin, targets: LinkTargets, lo
             elif parts.path.lower().endswith(".md"):
                 log.error(origin.path, line, f"the link to `{href}` leads nowhere: there is no story or "
                           f"chapter file {target.name} in {target.parent.name}/; fix the file name")
-            elif not target.exists():
+            elif not exists:
                 log.warn(origin.path, line, f"the link to `{href}` leads nowhere: there is no such file "
                          f"next to {origin.path.name}; fix the path")
 

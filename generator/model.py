@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, Callable
 from urllib.parse import quote
 
 from generator.config import SiteConfig
@@ -141,9 +142,17 @@ class Story:
         """The file of the cover image, when the story has one."""
         return next((a for a in self.assets if a.url == self.cover), None) if self.cover else None
 
+    # Totals over the chapters, computed once per (immutable) story: pages ask for them again and again.
+    _memo: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False, hash=False)
+
+    def _total(self, name: str, compute: Callable[[], Any]) -> Any:
+        if name not in self._memo:
+            self._memo[name] = compute()
+        return self._memo[name]
+
     @property
     def words(self) -> int:
-        return sum(c.words for c in self.chapters)
+        return self._total("words", lambda: sum(c.words for c in self.chapters))
 
     @property
     def chapter_count(self) -> str:
@@ -155,13 +164,12 @@ class Story:
 
     @property
     def published(self) -> datetime | None:
-        dates = [c.date for c in self.chapters if c.date]
-        return min(dates) if dates else None
+        return self._total("published", lambda: min((c.date for c in self.chapters if c.date), default=None))
 
     @property
     def updated(self) -> datetime | None:
-        dates = [c.last_changed for c in self.chapters if c.last_changed]
-        return max(dates) if dates else None
+        return self._total("updated", lambda: max((c.last_changed for c in self.chapters if c.last_changed),
+                                                  default=None))
 
     @property
     def status_label(self) -> str:

@@ -115,3 +115,11 @@ def test_link_to_unpublished_chapter_is_dropped_with_warning(make_site):
     assert "02-two.md:5: warning:" in result.stderr and "not published" in result.stderr
     page = (site / "output/s/02-two/index.html").read_text()
     assert "03-three" not in page and "next" in page
+
+
+@pytest.mark.parametrize("href", ["a%00b.md", "x" * 5000 + ".md", "a%00b.png"])
+def test_unusable_link_names_are_reported_not_crashed(make_site, href):
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/01-one.md": chapter(body=f"A [link]({href}).")})
+    result = run_cli("check", site)
+    assert "Traceback" not in result.stderr
+    assert "01-one.md:5: warning:" in result.stderr and "usable file name" in result.stderr
