@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Serialist's benchmark (issue 7): whole-process build times and memory, side by side with Hugo.
+"""Serialist's benchmark: whole-process build times and memory, side by side with Hugo.
 
     python tests/benchmarks/run.py                      # the README sizes (--sizes default)
     python tests/benchmarks/run.py --sizes quick --runs 2
