@@ -23,6 +23,7 @@ from generator.model import Chapter, Site, Story
 from generator.urls import Linker
 
 DESCRIPTION_LENGTH = 300
+OG_TAGS = 20  # `article:tag` / `book:tag` per page at most: every chapter page repeats them
 
 # schema.org `creativeWorkStatus` of a story, by Serialist status.
 WORK_STATUS = {"ongoing": "Ongoing", "complete": "Complete", "hiatus": "Hiatus", "abandoned": "Discontinued"}
@@ -210,7 +211,7 @@ def page_meta(template: str, site: Site, link: Linker, title: str,
             extra.append(("article:published_time", chapter.date.isoformat()))
         if chapter.updated:
             extra.append(("article:modified_time", chapter.updated.isoformat()))
-        extra += [("article:tag", tag) for tag in _all_tags(story)]
+        extra += [("article:tag", tag) for tag in _all_tags(story)[:OG_TAGS]]
     elif story is not None and kind in ("story", "work"):
         og_type = "book"
         if kind == "story":
@@ -219,7 +220,7 @@ def page_meta(template: str, site: Site, link: Linker, title: str,
         json_ld = book(story, link)
         if story.published:
             extra.append(("book:release_date", story.published.isoformat()))
-        extra += [("book:tag", tag) for tag in _all_tags(story)]
+        extra += [("book:tag", tag) for tag in _all_tags(story)[:OG_TAGS]]
     elif kind == "home":
         og_title = config.title
         json_ld = website(site, link)

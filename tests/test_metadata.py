@@ -188,6 +188,17 @@ def test_chapter_page_is_a_chapter_part_of_its_book(out: Path) -> None:
     assert ferry["isPartOf"]["creativeWorkStatus"] == "Ongoing"
 
 
+def test_og_tags_are_capped_but_json_ld_keeps_every_tag(make_site, tmp_path: Path) -> None:
+    tags = "".join(f"  - tag {i}\n" for i in range(100))
+    site = make_site({"content/s/story.md": f"---\ntitle: Many\ntags:\n{tags}---\nSummary.\n",
+                      "content/s/1-one.md": chapter()})
+    build(site, BuildOptions(output=tmp_path / "out", now=NOW))
+    story, first = head(tmp_path / "out/s/index.html"), head(tmp_path / "out/s/1-one/index.html")
+    assert story.all("book:tag") == [f"tag {i}" for i in range(20)]
+    assert first.all("article:tag") == [f"tag {i}" for i in range(20)]
+    assert len(story.data["genre"]) == 100 and "tag 99" in story.data["keywords"]
+
+
 def test_home_page_is_a_website(out: Path) -> None:
     data = head(out / "index.html").data
     assert data["@type"] == "WebSite" and data["name"] == SITE_TITLE and data["url"] == BASE_URL
