@@ -159,7 +159,8 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
     files += render_feeds(site, now) + render_sitemap(site)
     stages.done("feeds")
     if options.write:  # `check` has nothing to find in them
-        files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache))
+        files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache),
+                              Cache.for_site(root, "xhtml", enabled=options.cache))
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)
     log.raise_if_errors(strict=options.strict)

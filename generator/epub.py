@@ -36,7 +36,7 @@ from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from generator import urls
 from generator.assets import FILE_SCHEME, IMAGE_TYPES, placeholder_paths
-from generator.cache import CACHE_DIR, atomic_write, digest
+from generator.cache import CACHE_DIR, Cache, atomic_write, digest
 from generator.config import SiteConfig
 from generator.markdown import LINK_SCHEME
 from generator.model import Asset, Chapter, Site, Story
@@ -207,6 +207,13 @@ class _Book:
     images: dict[str, str] = field(default_factory=dict)  # path from the output root → file in the book
     documents: dict[str, tuple[str, str]] = field(default_factory=dict)  # file → (title, XHTML body)
     ids: dict[str, set[str]] = field(default_factory=dict)  # file → the ids it defines
+    converted: Cache | None = None  # XHTML of documents converted by earlier builds
+
+    def _conversion_key(self, html: str, web_page: str) -> str:
+        """What a document's XHTML depends on: its HTML, and where links and images lead in this book."""
+        return digest("xhtml", _code_version(), html, web_page, self.web, self.story.slug,
+                      repr(sorted(self.chapter_files.items())),
+                      repr(sorted(self.images.items())))
 
     @property
     def config(self) -> SiteConfig:
@@ -246,10 +253,19 @@ class _Book:
         return self.images.get(unquote(src[len(FILE_SCHEME) + 1:].partition("#")[0]))
 
     def add(self, file: str, title: str, html: str, web_page: str = "") -> None:
+        key = self._conversion_key(html, web_page) if self.converted is not None else ""
+        cached = self.converted.get(key) if self.converted is not None else None
+        if isinstance(cached, tuple) and len(cached) == 2:
+            body, ids = cached
+            self.documents[file] = (title, body)
+            self.ids[file] = set(ids)
+            return
         converter = _Xhtml(lambda href: self._href(href, web_page), self._image)
         converter.feed(html)
         self.documents[file] = (title, converter.result())
         self.ids[file] = converter.ids
+        if self.converted is not None:
+            self.converted.put(key, (self.documents[file][1], sorted(converter.ids)))
 
     def fix_fragments(self) -> None:
         """Links to an id that the target document lacks (a web page's anchor) go to the document itself."""
@@ -389,11 +405,11 @@ def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, byt
 
 
 def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
-              series: tuple[int, str] | None = None) -> bytes:
+              series: tuple[int, str] | None = None, converted: Cache | None = None) -> bytes:
     """The EPUB of `story`, byte for byte the same for the same input."""
     from ebooklib import epub
 
-    book = _Book(site, story, assets, series)
+    book = _Book(site, story, assets, series, converted=converted)
     language = _language(story.language)
     cover = story.cover_asset
     for index, path in enumerate(images, start=1):
@@ -469,7 +485,7 @@ def deterministic_zip(data: bytes, when: datetime) -> bytes:
             info.create_system = 3
             info.external_attr = 0o100644 << 16
             info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
-            target.writestr(info, source.read(name), compresslevel=9)
+            target.writestr(info, source.read(name), compresslevel=6)
     return out.getvalue()
 
 
@@ -528,8 +544,9 @@ class EpubCache:
             pass  # a cache that cannot be written only costs time
 
 
-def render_epubs(site: Site, cache: EpubCache | None = None) -> list[OutputFile]:
-    """The EPUB of every story; from the cache when nothing that goes into it changed."""
+def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | None = None) -> list[OutputFile]:
+    """The EPUB of every story; from the cache when nothing that goes into it changed, and otherwise
+    with the XHTML of unchanged chapters from `converted`."""
     assets = {asset.path: asset for story in site.stories for asset in story.assets}
     taxonomy = build_taxonomy(site)
     files = []
@@ -540,7 +557,7 @@ def render_epubs(site: Site, cache: EpubCache | None = None) -> list[OutputFile]
         key = cache_key(site, story, images, series)
         data = cache.get(story.slug, key) if cache is not None else None
         if data is None:
-            data = make_epub(site, story, assets, images, series)
+            data = make_epub(site, story, assets, images, series, converted)
             if cache is not None:
                 cache.put(story.slug, key, data)
         files.append(OutputFile(urls.epub_path(story), data))

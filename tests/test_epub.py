@@ -432,3 +432,26 @@ def test_sample_cover_and_map_are_in_the_book(sample: Path) -> None:
     src = re.search(r'<img src="([^"]*)" alt="Marek&#x27;s chart', last).group(1)
     assert files[f"EPUB/{src}"] == chart
     assert last.index("Work end notes") < last.index(src) < last.index("end-notice-end")
+
+
+def test_unchanged_chapters_are_not_converted_again(make_site, monkeypatch):
+    """A one-chapter edit converts only that chapter's XHTML; the result equals a cold build's EPUB."""
+    from generator import epub as epub_module
+    from conftest import STORY, chapter, NOW
+    from generator.build import build
+    from generator.config import BuildOptions
+
+    files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n', "content/s/story.md": STORY}
+    files.update({f"content/s/{n}.md": chapter(f"C{n}", body=f"Text {n}.") for n in range(1, 6)})
+    site = make_site(files)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    fed: list[str] = []
+    original = epub_module._Xhtml.feed
+    monkeypatch.setattr(epub_module._Xhtml, "feed", lambda self, data: (fed.append(data), original(self, data))[1])
+    (site / "content/s/3.md").write_text(chapter("C3", body="Changed text."))
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    assert any("Changed text." in html for html in fed)
+    assert not any("Text 1." in html for html in fed)
+    cold = make_site(files | {"content/s/3.md": chapter("C3", body="Changed text.")}, "cold")
+    build(cold, BuildOptions(output=cold / "output", now=NOW, cache=False))
+    assert (site / "output/s/s.epub").read_bytes() == (cold / "output/s/s.epub").read_bytes()
