@@ -12,11 +12,15 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from generator.cache import CACHE_DIR, Cache
 from generator.config import BuildOptions, SiteConfig, base_url_error, load_config, normalise_base_url
 from generator.errors import ContentError, Problem, ProblemLog, UsageError
 from generator.model import Site
+
+if TYPE_CHECKING:
+    from generator.markdown import LinkTargets
 from generator.progress import no_progress
 from generator.output import MANIFEST, OutputFile, check_output_location, write_output
 from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
@@ -94,6 +98,7 @@ class Snapshot:
     now: datetime
     everything: Site  # every story and chapter as loaded, published or not
     site: Site  # the published ones, rendered
+    targets: LinkTargets  # where links between files lead
 
 
 def build(root: Path, options: BuildOptions) -> BuildResult:
@@ -146,7 +151,8 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
     cache_notes: list[str] = []
     markdown_cache = Cache.for_site(root, "markdown", enabled=options.cache, writable=options.write)
     progress = options.progress or no_progress
-    site = render_site(published, link_targets(everything, published), log, markdown_cache,
+    targets = link_targets(everything, published)
+    site = render_site(published, targets, log, markdown_cache,
                        workers=os.cpu_count() or 1, warnings=cache_notes, progress=progress)
     log.raise_if_errors(strict=options.strict)
     stages.done("markdown")
@@ -196,7 +202,7 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
             valid_until=_next_due(everything, now), stories=result.stories, chapters=result.chapters,
             words=result.words, files=written,
             warnings=tuple((str(w.path), w.line, w.message) for w in warnings)))
-    return result, Snapshot(root, options, config, theme, now, everything, site)
+    return result, Snapshot(root, options, config, theme, now, everything, site, targets)
 
 
 def jinja2_errors() -> type[Exception]:

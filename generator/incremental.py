@@ -43,7 +43,7 @@ class BuildSession:
     """Builds one site over and over for `serve`: full builds, and incremental ones where they are safe."""
 
     def __init__(self, root: Path, options: BuildOptions) -> None:
-        self.root = root
+        self.root = root.resolve()  # chapter sources are then the paths file events name
         self.options = options
         self._snapshot: Snapshot | None = None
         self._env: object | None = None
@@ -70,14 +70,14 @@ class BuildSession:
 
 
 def _chapter_index(site: Site) -> dict[Path, tuple[int, int]]:
-    return {c.source.resolve(): (s_index, c_index) for s_index, s in enumerate(site.stories)
+    return {c.source: (s_index, c_index) for s_index, s in enumerate(site.stories)
             for c_index, c in enumerate(s.chapters) if not s.single_file}
 
 
 def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment) -> tuple[BuildResult, Snapshot] | None:  # noqa: ANN001
     """Redo what `changed` chapter files touch; None when that is not safe and a full build is needed."""
     from generator.load import load_chapter
-    from generator.markdown import link_targets, render_site
+    from generator.markdown import render_site
     from generator.publish import select_published
     from generator.validate import validate_site
 
@@ -109,24 +109,27 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment) -> t
         return None
 
     # Markdown: only the changed chapters (story-level texts come from the cache).
-    touched = {s.slug: tuple(c for c in s.chapters if c.source.resolve() in changed) for s in published.stories}
+    touched = {s.slug: tuple(c for c in s.chapters if c.source in changed) for s in published.stories}
     partial = replace(published, stories=tuple(replace(s, chapters=touched[s.slug]) for s in published.stories
                                                if touched[s.slug]))
     notes: list[str] = []
-    rendered = render_site(partial, link_targets(everything, published), log,
+    rendered = render_site(partial, snap.targets, log,
                            Cache.for_site(snap.root, "markdown", enabled=options.cache), workers=1, warnings=notes)
     log.raise_if_errors(strict=options.strict)
-    fresh = {c.source.resolve(): c for s in rendered.stories for c in s.chapters}
+    fresh = {c.source: c for s in rendered.stories for c in s.chapters}
     previous = {s.slug: s for s in snap.site.stories}
     site = replace(published, stories=tuple(_merge(s, previous[s.slug], fresh) for s in published.stories))
 
-    files = _pages(site, changed, environment(snap), now)
+    earlier = _by_source(snap.site)
+    dates_moved = any((c.date, c.updated) != (earlier[c.source].date, earlier[c.source].updated)
+                      for s in published.stories for c in touched[s.slug])
+    files = _pages(site, changed, environment(snap), now, sitemap=dates_moved)
     written = _write_changed(files, options.output)
     forget_state(snap.root, options.output)
     result = BuildResult(stories=len(site.stories), chapters=site.chapter_total, words=site.words,
                          files_written=written, seconds=time.perf_counter() - started,
                          warnings=tuple(log.warnings))
-    return result, replace(snap, everything=everything, site=site)
+    return result, replace(snap, everything=everything, site=site)  # same outline: same link targets
 
 
 def _now():  # noqa: ANN202 - the current time, in one place for tests to read
@@ -137,20 +140,25 @@ def _now():  # noqa: ANN202 - the current time, in one place for tests to read
 
 def _merge(story: Story, before: Story, fresh: dict[Path, Chapter]) -> Story:
     """The newly loaded story with rendered HTML: fresh for changed chapters, kept for the others."""
-    kept = {c.source.resolve(): c for c in before.chapters}
-    chapters = tuple(fresh.get(c.source.resolve()) or kept[c.source.resolve()] for c in story.chapters)
+    kept = {c.source: c for c in before.chapters}
+    chapters = tuple(fresh.get(c.source) or kept[c.source] for c in story.chapters)
     return replace(story, chapters=chapters, summary_html=before.summary_html,
                    notes_before_html=before.notes_before_html, notes_after_html=before.notes_after_html)
 
 
-def _pages(site: Site, changed: frozenset[Path], env, now) -> list[OutputFile]:  # noqa: ANN001
+def _by_source(site: Site) -> dict[Path, Chapter]:
+    return {c.source: c for s in site.stories for c in s.chapters}
+
+
+def _pages(site: Site, changed: frozenset[Path], env, now, sitemap: bool) -> list[OutputFile]:  # noqa: ANN001
+    """The pages a change to `changed` touches; the sitemap only when a date it lists moved."""
     from generator.feeds import render_feeds, render_sitemap
     from generator.pages import PageRenderer
 
     renderer = PageRenderer(site, env)
     files = [renderer.home()]
     for story in site.stories:
-        positions = {i for i, c in enumerate(story.chapters) if c.source.resolve() in changed}
+        positions = {i for i, c in enumerate(story.chapters) if c.source in changed}
         if not positions:
             continue
         files.append(renderer.story(story))
@@ -158,7 +166,7 @@ def _pages(site: Site, changed: frozenset[Path], env, now) -> list[OutputFile]: 
         files.extend(renderer.work(story, only=lambda part, slugs=slugs: any(c.slug in slugs for c in part.chapters)))
         for i in sorted({j for p in positions for j in (p - 1, p, p + 1) if 0 <= j < len(story.chapters)}):
             files.append(renderer.chapter(story, i))
-    return files + render_feeds(site, now) + render_sitemap(site)
+    return files + render_feeds(site, now) + (render_sitemap(site) if sitemap else [])
 
 
 def _write_changed(files: list[OutputFile], output: Path) -> int:

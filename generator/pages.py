@@ -90,13 +90,16 @@ def work_parts(story: Story) -> list[WorkPart]:
 
 
 def linked_story(story: Story, url: Callable[[str], str]) -> Story:
-    """The story with the links in its summary and notes resolved for one page."""
-    return replace(
-        story,
-        summary_html=resolve_links(story.summary_html, url),
-        notes_before_html=resolve_links(story.notes_before_html, url),
-        notes_after_html=resolve_links(story.notes_after_html, url),
-    )
+    """The story with the links in its summary and notes resolved for one page.
+
+    The same object when there is nothing to resolve (the usual case), so that its totals over
+    the chapters are not computed again for every page."""
+    summary = resolve_links(story.summary_html, url)
+    before = resolve_links(story.notes_before_html, url)
+    after = resolve_links(story.notes_after_html, url)
+    if summary is story.summary_html and before is story.notes_before_html and after is story.notes_after_html:
+        return story
+    return replace(story, summary_html=summary, notes_before_html=before, notes_after_html=after)
 
 
 class PageRenderer:

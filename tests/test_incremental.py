@@ -84,3 +84,12 @@ def test_errors_keep_the_served_site_and_recover(make_site, tmp_path):
     (site / "content/s/3.md").write_text(chapter("C3", "2025-01-03", body="Fixed."))
     session.build([site / "content/s/3.md"])
     assert b"Fixed." in (out / "s/3/index.html").read_bytes()
+
+
+def test_a_new_date_updates_the_sitemap(make_site, tmp_path):
+    site = make_site(SITE)
+    session, out = session_for(site)
+    (site / "content/s/4.md").write_text(chapter("C4", "2025-01-04", extra="updated: 2025-06-01\n"))
+    session.build([site / "content/s/4.md"])
+    assert b"2025-06-01" in (out / "sitemap.xml").read_bytes()
+    assert (out / "sitemap.xml").read_bytes() == full_build(site, tmp_path)["sitemap.xml"]
