@@ -209,11 +209,14 @@ class _Book:
     ids: dict[str, set[str]] = field(default_factory=dict)  # file → the ids it defines
     converted: Cache | None = None  # XHTML of documents converted by earlier builds
 
+    layout: str = ""  # a digest of where links and images lead in this book, once it is laid out
+
     def _conversion_key(self, html: str, web_page: str) -> str:
         """What a document's XHTML depends on: its HTML, and where links and images lead in this book."""
-        return digest("xhtml", _code_version(), html, web_page, self.web, self.story.slug,
-                      repr(sorted(self.chapter_files.items())),
-                      repr(sorted(self.images.items())))
+        if not self.layout:
+            self.layout = digest("xhtml", _code_version(), self.web, self.story.slug,
+                                 repr(sorted(self.chapter_files.items())), repr(sorted(self.images.items())))
+        return digest(self.layout, html, web_page)
 
     @property
     def config(self) -> SiteConfig:
