@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from generator.build import BuildResult, Snapshot, build_with_snapshot
-from generator.cache import Cache, atomic_write
+from generator.cache import CACHE_DIR, Cache, atomic_write
 from generator.config import BuildOptions
-from generator.errors import ProblemLog
+from generator.errors import Problem, ProblemLog
 from generator.model import Chapter, Site, Story
 from generator.output import MANIFEST, OutputFile, file_hash
 from generator.stamp import forget_state
@@ -74,7 +75,8 @@ def _chapter_index(site: Site) -> dict[Path, tuple[int, int]]:
             for c_index, c in enumerate(s.chapters) if not s.single_file}
 
 
-def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment) -> tuple[BuildResult, Snapshot] | None:  # noqa: ANN001
+def rebuild_chapters(snap: Snapshot, changed: frozenset[Path],
+                     environment: Callable[[Snapshot], Any]) -> tuple[BuildResult, Snapshot] | None:
     """Redo what `changed` chapter files touch; None when that is not safe and a full build is needed."""
     from generator.load import load_chapter
     from generator.markdown import render_site
@@ -128,13 +130,12 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment) -> t
     forget_state(snap.root, options.output)
     result = BuildResult(stories=len(site.stories), chapters=site.chapter_total, words=site.words,
                          files_written=written, seconds=time.perf_counter() - started,
-                         warnings=tuple(log.warnings))
+                         warnings=tuple(log.warnings) + tuple(Problem(snap.root / CACHE_DIR, None, note, "warning")
+                                                              for note in notes))
     return result, replace(snap, everything=everything, site=site)  # same outline: same link targets
 
 
-def _now():  # noqa: ANN202 - the current time, in one place for tests to read
-    from datetime import datetime, timezone
-
+def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
@@ -150,7 +151,7 @@ def _by_source(site: Site) -> dict[Path, Chapter]:
     return {c.source: c for s in site.stories for c in s.chapters}
 
 
-def _pages(site: Site, changed: frozenset[Path], env, now, sitemap: bool) -> list[OutputFile]:  # noqa: ANN001
+def _pages(site: Site, changed: frozenset[Path], env: Any, now: datetime, sitemap: bool) -> list[OutputFile]:
     """The pages a change to `changed` touches; the sitemap only when a date it lists moved."""
     from generator.feeds import render_feeds, render_sitemap
     from generator.pages import PageRenderer
