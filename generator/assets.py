@@ -20,7 +20,7 @@ import re
 from html import unescape
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from generator.errors import ProblemLog
 from generator.model import Site

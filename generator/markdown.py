@@ -221,22 +221,22 @@ _STORY_FIELDS = (("summary", "-summary", "summary_html"), ("notes_before", "-wnb
 
 def _chapter_jobs(story: Story, chapter: Chapter) -> list[Job]:
     jobs = []
-    for field, suffix, _ in _CHAPTER_FIELDS:
-        text = getattr(chapter, field)
+    for name, suffix, _ in _CHAPTER_FIELDS:
+        text = getattr(chapter, name)
         if text.strip():
-            origin = (Origin(chapter.source, chapter.body_line) if field == "body"
-                      else _field_origin(chapter.source, chapter.lines, field, text))
+            origin = (Origin(chapter.source, chapter.body_line) if name == "body"
+                      else _field_origin(chapter.source, chapter.lines, name, text))
             jobs.append(Job(f"{story.slug}-{chapter.slug}{suffix}", text, origin))
     return jobs
 
 
 def _story_jobs(story: Story) -> list[Job]:
     jobs = []
-    for field, suffix, _ in _STORY_FIELDS:
-        text = getattr(story, field)
+    for name, suffix, _ in _STORY_FIELDS:
+        text = getattr(story, name)
         if text.strip():
-            origin = (Origin(story.source, story.summary_line) if field == "summary" and not story.single_file
-                      else _field_origin(story.source, story.lines, field, text))
+            origin = (Origin(story.source, story.summary_line) if name == "summary" and not story.single_file
+                      else _field_origin(story.source, story.lines, name, text))
             jobs.append(Job(f"{story.slug}{suffix}", text, origin))
     return jobs
 

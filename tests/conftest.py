@@ -39,14 +39,18 @@ def make_site(tmp_path: Path):
     return make
 
 
+def copy_sample(folder: Path) -> Path:
+    """A copy of the repository's sample site (site.toml + content/) in `folder`."""
+    folder.mkdir(parents=True)
+    shutil.copy(SAMPLE_SITE / "site.toml", folder / "site.toml")
+    shutil.copytree(SAMPLE_SITE / "content", folder / "content")
+    return folder
+
+
 @pytest.fixture
 def sample_copy(tmp_path: Path) -> Path:
     """A copy of the repository's sample site (site.toml + content/)."""
-    site = tmp_path / "sample"
-    site.mkdir()
-    shutil.copy(SAMPLE_SITE / "site.toml", site / "site.toml")
-    shutil.copytree(SAMPLE_SITE / "content", site / "content")
-    return site
+    return copy_sample(tmp_path / "sample")
 
 
 def run_cli(*args: str | Path, cwd: Path | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ an id in the target page.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import NOW, SAMPLE_SITE, STORY, write_files
+from conftest import NOW, STORY, copy_sample, write_files
 from generator.build import build
 from generator.config import BuildOptions
 
@@ -127,13 +126,6 @@ def check_link(out: Path, pages: dict[str, PageParser], origin: str, value: str,
         if unquote(parts.fragment) not in pages[target].ids:
             return f"no id {parts.fragment!r} in {target}"
     return None
-
-
-def copy_sample(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    shutil.copy(SAMPLE_SITE / "site.toml", folder / "site.toml")
-    shutil.copytree(SAMPLE_SITE / "content", folder / "content")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli, tree_bytes
-from generator.cli import deploy as deploy_command
 from generator.deploy import DeployOptions, deploy, output_files
 from generator.errors import UsageError
 from generator.init import init_site

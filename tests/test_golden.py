@@ -24,7 +24,7 @@ from posixpath import dirname, join, normpath
 
 import pytest
 
-from conftest import NOW, REPO, SAMPLE_SITE, tree_bytes
+from conftest import NOW, REPO, copy_sample, tree_bytes
 from generator.build import build
 from generator.config import BuildOptions
 
@@ -42,13 +42,6 @@ CHAPTERS = {  # the published chapters of the sample, in reading order
 }
 WITH_NOTES_AFTER = {f"{SALT}/3-what-the-tide-left", f"{CART}/01-the-blank-margin", f"{CART}/02-soundings",
                     f"{FERRY}/chapter-1"}
-
-
-def copy_sample(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    shutil.copy(SAMPLE_SITE / "site.toml", folder / "site.toml")
-    shutil.copytree(SAMPLE_SITE / "content", folder / "content")
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STORY, chapter, run_cli, tree_bytes, write_files
+from conftest import STORY, chapter, run_cli, tree_bytes
 
 BASE = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n'}
 

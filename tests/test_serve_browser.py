@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,28 +15,15 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import STORY, chapter
+from served_site import browser  # noqa: F401 (the Chromium fixture)
 from generator.serve import Console, ServeOptions, serve
 
 pytestmark = [pytest.mark.slow,
               # watchdog's notice when a new folder (the build's Markdown cache) gets its watch twice
               pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")]
 
-CHROMIUM = shutil.which("chromium")
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 SCROLL_Y = 3000
 WAIT_MS = 5000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("no `chromium` on PATH: install Debian's chromium package to run the browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def long_chapter(revision: str, title: str = "The Long One") -> str:

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import feedparser
 import pytest
 
-from conftest import NOW, SAMPLE_SITE, require_java, tree_bytes, write_files
+from conftest import NOW, copy_sample, require_java, tree_bytes, write_files
 from generator.build import build
 from generator.config import BuildOptions
 
@@ -34,13 +34,6 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 RFC822 = re.compile(r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
                     r"\d{4} \d{2}:\d{2}:\d{2} (?:[+-]\d{4}|GMT)$")
-
-
-def copy_sample(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    shutil.copy(SAMPLE_SITE / "site.toml", folder / "site.toml")
-    shutil.copytree(SAMPLE_SITE / "content", folder / "content")
-    return folder
 
 
 @pytest.fixture(scope="module")
