@@ -86,7 +86,8 @@ def _newest(items: list[tuple[Story, Chapter]], now: datetime, limit: int) -> li
     return dated[:limit]
 
 
-def render_feeds(site: Site, now: datetime) -> list[OutputFile]:
+def render_feeds(site: Site, now: datetime, stories: frozenset[str] | None = None) -> list[OutputFile]:
+    """The site's feed and each story's (only those named in `stories`, when given)."""
     config = site.config
     base = config.base_url
     if not base:
@@ -98,6 +99,8 @@ def render_feeds(site: Site, now: datetime) -> list[OutputFile]:
         config.title, base, base + urls.SITE_FEED, config.description, config.language,
         _newest(everything, now, limit), base)))
     for story in site.stories:
+        if stories is not None and story.slug not in stories:
+            continue
         files.append(OutputFile(urls.story_feed_path(story), _rss(
             f"{story.title} - {config.title}", base + urls.story_path(story),
             base + urls.story_feed_path(story), f"New chapters of {story.title} by {story.author}",

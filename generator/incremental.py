@@ -167,7 +167,8 @@ def _pages(site: Site, changed: frozenset[Path], env: Any, now: datetime, sitema
         files.extend(renderer.work(story, only=lambda part, slugs=slugs: any(c.slug in slugs for c in part.chapters)))
         for i in sorted({j for p in positions for j in (p - 1, p, p + 1) if 0 <= j < len(story.chapters)}):
             files.append(renderer.chapter(story, i))
-    return files + render_feeds(site, now) + (render_sitemap(site) if sitemap else [])
+    touched = frozenset(s.slug for s in site.stories if any(c.source in changed for c in s.chapters))
+    return files + render_feeds(site, now, touched) + (render_sitemap(site) if sitemap else [])
 
 
 def _write_changed(files: list[OutputFile], output: Path) -> int:
