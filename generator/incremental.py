@@ -24,7 +24,7 @@ from generator.cache import CACHE_DIR, Cache, atomic_write
 from generator.config import BuildOptions
 from generator.errors import Problem, ProblemLog
 from generator.model import Chapter, Site, Story
-from generator.output import MANIFEST, OutputFile, file_hash
+from generator.output import MANIFEST, OutputFile, file_hash, previous_manifest
 from generator.stamp import forget_state
 
 
@@ -174,11 +174,7 @@ def _pages(site: Site, changed: frozenset[Path], env: Any, now: datetime, sitema
 def _write_changed(files: list[OutputFile], output: Path) -> int:
     """Replace each file whose bytes changed, atomically, and keep the manifest true."""
     manifest_path = output / MANIFEST
-    try:
-        lines = manifest_path.read_text("utf-8").splitlines()
-    except OSError:
-        lines = []
-    hashes = dict(line.partition("\t")[::2] for line in lines)
+    hashes = previous_manifest(output) or {}
     written = 0
     for item in files:
         digest = file_hash(item.data)

@@ -111,6 +111,12 @@ def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 
+def read_document(path: Path, log: ProblemLog) -> Document | None:
+    """A Markdown file read and split into front matter and body, or None (logged) when it cannot be."""
+    text = read_text(path, log)
+    return parse_document(path, text, log) if text is not None else None
+
+
 def parse_document(path: Path, text: str, log: ProblemLog) -> Document | None:
     """Split front matter from body and parse the YAML, keeping the line of every key."""
     if not _HANDLER.detect(text):
@@ -308,8 +314,7 @@ def _chapter_slug(doc: Document, f: Fields) -> str:
 
 def load_chapter(path: Path, position: int, config: SiteConfig, log: ProblemLog) -> Chapter | None:
     """One chapter file; `position` (from 1, in file-name order) is its number unless it sets `number`."""
-    text = read_text(path, log)
-    doc = parse_document(path, text, log) if text is not None else None
+    doc = read_document(path, log)
     if doc is None:
         return None
     fields = Fields(doc, config, log, CHAPTER_KEYS)
@@ -328,8 +333,7 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
             log.error(folder, None, f"the story folder has chapters but no `{STORY_FILE}`; add one with at least "
                       "`---`, `title: ...`, `---` and the summary")
         return None
-    text = read_text(story_path, log)
-    doc = parse_document(story_path, text, log) if text is not None else None
+    doc = read_document(story_path, log)
     if doc is None:
         return None
     f = Fields(doc, config, log, STORY_KEYS)
@@ -357,8 +361,7 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
 
 
 def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | None:
-    text = read_text(path, log)
-    doc = parse_document(path, text, log) if text is not None else None
+    doc = read_document(path, log)
     if doc is None:
         return None
     f = Fields(doc, config, log, ONESHOT_KEYS)

@@ -45,7 +45,7 @@ def check_output_location(output: Path, site_root: Path, content_dir: Path) -> N
         raise OutputError(f"the output folder {output} contains the site folder; choose a folder inside it")
 
 
-def _previous_manifest(output: Path) -> dict[str, str] | None:
+def previous_manifest(output: Path) -> dict[str, str] | None:
     """What the last build wrote: path → hash of its bytes."""
     try:
         lines = (output / MANIFEST).read_text("utf-8").splitlines()
@@ -61,7 +61,7 @@ def _foreign_entries(folder: Path, keep_ours: set[str]) -> list[str]:
     """
     if not folder.is_dir():
         return []
-    made = _previous_manifest(folder) or {}
+    made = previous_manifest(folder) or {}
     made_top = {p.split("/", 1)[0] for p in made}
     return [entry for entry in sorted(os.listdir(folder))
             if entry != MANIFEST and entry not in made_top and entry not in keep_ours]
@@ -201,9 +201,9 @@ def _write_locked(files: Iterable[OutputFile], output: Path) -> int:
     or is killed leaves it as it was.
     """
     recover(output)
-    current = _previous_manifest(output) or {}
+    current = previous_manifest(output) or {}
     spare = _spare(output)
-    have = _previous_manifest(spare) if spare.is_dir() else None
+    have = previous_manifest(spare) if spare.is_dir() else None
     if have is None:  # no spare, or one a killed build left half-updated
         shutil.rmtree(spare, ignore_errors=True)
         spare.mkdir()
