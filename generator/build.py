@@ -22,7 +22,7 @@ from generator.model import Site
 if TYPE_CHECKING:
     from generator.markdown import LinkTargets
 from generator.progress import no_progress
-from generator.output import MANIFEST, OutputFile, check_output_location, write_output
+from generator.output import MANIFEST, AnyFile, OutputFile, check_output_location, write_output
 from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
 from generator.theme import Theme, find_theme
 
@@ -103,11 +103,13 @@ class Snapshot:
 
 def build(root: Path, options: BuildOptions) -> BuildResult:
     """Build the site in `root` into `options.output`; raises SerialistError on bad input."""
-    return build_with_snapshot(root, options)[0]
+    return build_with_snapshot(root, options, snapshot=False)[0]
 
 
-def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult, Snapshot | None]:
-    """`build`, and what it knew at the end (None when it found the output up to date)."""
+def build_with_snapshot(root: Path, options: BuildOptions,
+                        snapshot: bool = True) -> tuple[BuildResult, Snapshot | None]:
+    """`build`, and what it knew at the end (None when it found the output up to date, or when not asked:
+    without a snapshot, the chapters' Markdown is let go of once it is rendered)."""
     started = time.perf_counter()
     stages = _Stages()
     now = options.now or datetime.now(timezone.utc)
@@ -136,6 +138,7 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
     from generator.load import load_site
     from generator.markdown import link_targets, render_site
     from generator.pages import render_pages
+    from generator.parallel import made
     from generator.publish import select_published
     from generator.theme import make_environment, static_files, template_problem
     from generator.validate import validate_site
@@ -145,24 +148,25 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
     validate_site(site, log, now)
     log.raise_if_errors(strict=options.strict)
     stages.done("validate")
-    everything = site
+    everything = site if snapshot else None
+    next_due = _next_due(site, now)
     published = select_published(site, now, drafts=options.drafts, future=options.future)
     stages.done("select")
     cache_notes: list[str] = []
     markdown_cache = Cache.for_site(root, "markdown", enabled=options.cache, writable=options.write)
     progress = options.progress or no_progress
-    targets = link_targets(everything, published)
+    targets = link_targets(site, published)
+    del site  # rendered, the chapters no longer hold their Markdown (unless `everything` is kept)
     site = render_site(published, targets, log, markdown_cache,
                        workers=os.cpu_count() or 1, warnings=cache_notes, progress=progress)
+    del published
     log.raise_if_errors(strict=options.strict)
     stages.done("markdown")
-    env = make_environment(theme, root / CACHE_DIR / "jinja" if options.cache and options.write else None)
-    try:
-        files = render_pages(site, env, progress)
-    except jinja2_errors() as exc:
-        raise ContentError([template_problem(exc, theme)]) from None
+    env = make_environment(theme, root / CACHE_DIR / "jinja" if options.cache and options.write else None,
+                           auto_reload=False)
+    pages = render_pages(site, env)  # each page is rendered as it is written
     stages.done("pages")
-    files += render_feeds(site, now) + render_sitemap(site)
+    files: list[AnyFile] = [*pages, *render_feeds(site, now), *render_sitemap(site)]
     stages.done("feeds")
     if options.write:  # `check` has nothing to find in them
         files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache),
@@ -175,12 +179,17 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
-    if options.write:
-        forget_state(root, options.output)  # a build killed from here on must not leave a stale "up to date"
-        written = write_output(files, options.output)
-    else:
-        written = 0
-    stages.done("write")
+    try:
+        if options.write:
+            forget_state(root, options.output)  # a build killed from here on must not leave a stale "up to date"
+            written = write_output(made(files, os.cpu_count() or 1, progress), options.output)
+        else:
+            written = 0
+            for page in pages:  # `check` renders every page all the same, to find the theme's errors
+                page.make()
+    except jinja2_errors() as exc:
+        raise ContentError([template_problem(exc, theme)]) from None
+    stages.done("render pages and write")
 
     warnings = list(log.warnings) + [Problem(root / CACHE_DIR, None, note, "warning") for note in cache_notes]
     if not config.base_url:
@@ -199,10 +208,11 @@ def build_with_snapshot(root: Path, options: BuildOptions) -> tuple[BuildResult,
     if inputs:
         save_state(root, options.output, BuildState(
             inputs=inputs, output=output_stamp(options.output, MANIFEST),
-            valid_until=_next_due(everything, now), stories=result.stories, chapters=result.chapters,
+            valid_until=next_due, stories=result.stories, chapters=result.chapters,
             words=result.words, files=written,
             warnings=tuple((str(w.path), w.line, w.message) for w in warnings)))
-    return result, Snapshot(root, options, config, theme, now, everything, site, targets)
+    return result, (Snapshot(root, options, config, theme, now, everything, site, targets)
+                    if everything is not None else None)
 
 
 def jinja2_errors() -> type[Exception]:

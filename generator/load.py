@@ -71,6 +71,9 @@ class Document:
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff]")
 
 
+_ASCII_CONTROLS = bytes(b for b in range(0x20) if b not in b"\t\n\r") + b"\x7f"  # the ASCII part of _FORBIDDEN
+
+
 def clean_text(text: str) -> str:
     """A front-matter value without surrounding space or code points HTML and XML forbid (YAML escapes can make them)."""
     return _FORBIDDEN.sub("", text).strip()
@@ -90,7 +93,11 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
         log.error(path, line, "the file is not UTF-8 text (byte "
                   f"0x{raw[exc.start]:02x}); save it as UTF-8 in your editor")
         return None
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = text.removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if raw.isascii() and len(raw.translate(None, _ASCII_CONTROLS)) == len(raw):
+        return text  # nothing to remove, found without a regex over the whole text
     return _FORBIDDEN.sub("", text)
 
 

@@ -8,10 +8,7 @@ list of tags (as on AO3) with nh3.
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.context
 import re
-import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -21,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import replacements
+from markdown_it.rules_core.state_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
@@ -28,11 +27,14 @@ from mdit_py_plugins.footnote import footnote_plugin
 from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
+from generator.parallel import pool_context
 from generator.progress import ProgressCallback, no_progress
 from generator.model import Chapter, Site, Story
 
 LINK_SCHEME = "serialist"
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+# A word: one CJK character, or a run of other characters between spaces (without CJK, what `str.split` gives).
 _WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 
 
@@ -69,10 +71,53 @@ def _scene_break(self, tokens, idx, options, env) -> str:  # noqa: ANN001 (markd
     return '<hr class="scene-break">\n'
 
 
+def _replace_rare(tokens: list[Token]) -> None:
+    """markdown-it's `replace_rare` (dashes, ellipses, `+-`, `!!!!`, `,,`), each substitution skipped where
+    a substring it needs is missing: the same text at a fraction of the cost on prose full of dashes."""
+    inside_autolink = 0
+    for token in tokens:
+        text = token.content
+        if token.type == "text" and not inside_autolink and replacements.RARE_RE.search(text):
+            if "+-" in text:
+                text = replacements.PLUS_MINUS_RE.sub("±", text)
+            if ".." in text:
+                text = replacements.ELLIPSIS_RE.sub("…", text)
+            if "…" in text:
+                text = replacements.ELLIPSIS_QUESTION_EXCLAMATION_RE.sub("\\1..", text)
+            if "??" in text or "!!" in text or "?!" in text or "!?" in text:
+                text = replacements.QUESTION_EXCLAMATION_RE.sub("\\1\\1\\1", text)
+            if ",," in text:
+                text = replacements.COMMA_RE.sub(",", text)
+            if "--" in text:
+                if "---" in text:
+                    text = replacements.EM_DASH_RE.sub("\\1\u2014", text)
+                text = replacements.EN_DASH_RE.sub("\\1\u2013", text)
+                text = replacements.EN_DASH_INDENT_RE.sub("\\1\u2013", text)
+            token.content = text
+        if token.type == "link_open" and token.info == "auto":
+            inside_autolink -= 1
+        if token.type == "link_close" and token.info == "auto":
+            inside_autolink += 1
+
+
+def _replace(state: StateCore) -> None:
+    """markdown-it's `replacements` core rule, with the faster `_replace_rare`."""
+    if not state.md.options.typographer:
+        return
+    for token in state.tokens:
+        if token.type != "inline" or token.children is None:
+            continue
+        if "(" in token.content and replacements.SCOPED_ABBR_RE.search(token.content):
+            replacements.replace_scoped(token.children)
+        if replacements.RARE_RE.search(token.content):
+            _replace_rare(token.children)
+
+
 @lru_cache(maxsize=1)
 def markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"typographer": True, "html": True})
     md.enable(["replacements", "smartquotes", "strikethrough", "table"])
+    md.core.ruler.at("replacements", _replace)
     md.use(footnote_plugin)
     md.use(anchors_plugin, min_level=1, max_level=6)
     md.add_render_rule("hr", _scene_break)
@@ -87,7 +132,7 @@ def count_words(tokens: list[Token]) -> int:
             text = "".join(child.content if child.type in ("text", "code_inline")
                            else " " if child.type in ("softbreak", "hardbreak") else ""
                            for child in token.children)
-            words += len(_WORD.findall(text))
+            words += len(text.split()) if text.isascii() or not _CJK.search(text) else len(_WORD.findall(text))
     return words
 
 
@@ -250,13 +295,23 @@ def site_jobs(site: Site) -> list[Job]:
     return jobs
 
 
-_LINKISH = re.compile(r"\]\(|\]:|href=|src=", re.IGNORECASE)
+_REFERENCE = re.compile(r"\[(?!\^)[^\]\n]*\]:")  # `[label]: url`, but not a footnote's `[^1]:`
+_RAW_LINK = re.compile(r"href=|src=", re.IGNORECASE)
 PARALLEL_THRESHOLD = 1_000_000  # characters of Markdown to render before other processes pay off
+
+
+def may_link(text: str) -> bool:
+    """Whether the text may link to a file (so its HTML depends on where files are published).
+
+    Cheap substring tests first: a case-insensitive regex over every chapter costs more than the cache saves.
+    """
+    return ("](" in text or ("]:" in text and _REFERENCE.search(text) is not None)
+            or ("=" in text and _RAW_LINK.search(text) is not None))
 
 
 def _job_key(job: Job, targets_digest: str) -> str:
     # Where links are rewritten the result depends on which files are published where.
-    depends = targets_digest if _LINKISH.search(job.text) else ""
+    depends = targets_digest if may_link(job.text) else ""
     return digest("markdown", job.doc_id, str(job.origin.path), str(job.origin.line), job.text, depends)
 
 
@@ -264,13 +319,6 @@ def _targets_digest(targets: LinkTargets) -> str:
     published = sorted((str(p), s, c) for p, (s, c) in targets.published.items())
     return digest(repr(published), repr(sorted(map(str, targets.unpublished))),
                   repr(sorted((str(p), url) for p, url in targets.files.items())))
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")  # cheap, and this process has no other threads
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int,
@@ -284,7 +332,7 @@ def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int,
         batches[smallest].append(jobs[job])
         sizes[smallest] += len(jobs[job].text)
     done: list[list[Result]] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
         for batch in pool.map(_render_batch, batches, [targets] * len(batches)):
             done.append(batch)
             progress("Rendering Markdown (texts)", sum(map(len, done)), len(jobs))
@@ -320,6 +368,8 @@ def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, worke
 
 
 def _apply(site: Site, results: dict[str, Result]) -> Site:
+    """The site with its HTML and word counts; the chapters let go of their Markdown, which nothing later needs
+    (a long serial's source is tens of megabytes)."""
     stories = []
     for story in site.stories:
         chapters = []
@@ -330,7 +380,7 @@ def _apply(site: Site, results: dict[str, Result]) -> Site:
                 values[attr] = result[0] if result else ""
                 if suffix == "":
                     values["words"] = result[1] if result else 0
-            chapters.append(replace(chapter, **values))
+            chapters.append(replace(chapter, body="", notes_before="", notes_after="", summary="", **values))
         values = {attr: (results[f"{story.slug}{suffix}"][0] if f"{story.slug}{suffix}" in results else "")
                   for _, suffix, attr in _STORY_FIELDS}
         stories.append(replace(story, chapters=tuple(chapters), **values))

@@ -118,8 +118,8 @@ def _drop_empty(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v not in (None, "", [], {})}
 
 
-def book(story: Story, link: Linker) -> dict[str, Any]:
-    """schema.org `Book` for a story: its chapters as `hasPart`."""
+def book(story: Story, link: Linker, chapters: tuple[Chapter, ...] | None = None) -> dict[str, Any]:
+    """schema.org `Book` for a story: its chapters (or those on the page, `chapters`) as `hasPart`."""
     tags = _all_tags(story)
     return _drop_empty({
         "@context": "https://schema.org",
@@ -142,7 +142,7 @@ def book(story: Story, link: Linker) -> dict[str, Any]:
             "name": _chapter_name(story, chapter),
             "url": _url(link, urls.chapter_path(story, chapter)),
             "datePublished": _iso(chapter.date),
-        }) for chapter in story.chapters],
+        }) for chapter in (story.chapters if chapters is None else chapters)],
     })
 
 
@@ -191,8 +191,10 @@ def website(site: Site, link: Linker) -> dict[str, Any]:
 
 
 def page_meta(template: str, site: Site, link: Linker, title: str,
-              story: Story | None = None, chapter: Chapter | None = None) -> PageMeta:
-    """The metadata of the page rendered with `template` (`home.html`, `story.html`, …)."""
+              story: Story | None = None, chapter: Chapter | None = None,
+              chapters: tuple[Chapter, ...] | None = None) -> PageMeta:
+    """The metadata of the page rendered with `template` (`home.html`, `story.html`, …); `chapters`, those
+    on a page of the whole work that is split into parts."""
     config = site.config
     kind = template.rsplit("/", 1)[-1].removesuffix(".html")
     language = story.language if story is not None else config.language
@@ -217,7 +219,7 @@ def page_meta(template: str, site: Site, link: Linker, title: str,
         if kind == "story":
             og_title = story.title
         description = plain_text(story.summary_html) or story.title
-        json_ld = book(story, link)
+        json_ld = book(story, link, chapters if kind == "work" else None)
         if story.published:
             extra.append(("book:release_date", story.published.isoformat()))
         extra += [("book:tag", tag) for tag in _all_tags(story)[:OG_TAGS]]

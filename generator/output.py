@@ -17,7 +17,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from generator.errors import OutputError
 
@@ -28,6 +28,21 @@ MANIFEST = ".serialist-manifest"
 class OutputFile:
     path: str  # relative to the output root, `/`-separated
     data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LazyFile:
+    """A file whose bytes are made when they are written (a page): a build never holds every page at once."""
+
+    path: str
+    make: Callable[[], bytes]
+
+    @property
+    def data(self) -> bytes:
+        return self.make()
+
+
+AnyFile = OutputFile | LazyFile
 
 
 def check_output_location(output: Path, site_root: Path, content_dir: Path) -> None:
@@ -136,7 +151,7 @@ def file_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def write_output(files: Iterable[OutputFile], output: Path) -> int:
+def write_output(files: Iterable[AnyFile], output: Path) -> int:
     """Write `files` as the new content of `output`; returns how many were written."""
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -171,17 +186,19 @@ def _replace_with_bytes(data: bytes, target: Path) -> None:
     os.replace(temporary, target)
 
 
-def _remove(root: Path, paths: Iterable[str]) -> None:
-    """Delete `paths` under `root`, and the folders they leave empty."""
+def _remove(root: Path, paths: Iterable[str], keep: dict[str, str]) -> None:
+    """Delete `paths` under `root`, and the folders they leave empty; never what `keep` lists, or a folder
+    holding any of it (an old file's path can be a folder of new ones now)."""
     folders: set[Path] = set()
     for path in paths:
         target = root / path
         try:
             target.unlink()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # gone with a folder that a new file replaced
             pass
         except IsADirectoryError:
-            shutil.rmtree(target, ignore_errors=True)
+            if not any(kept.startswith(path + "/") for kept in keep):
+                shutil.rmtree(target, ignore_errors=True)
         folders.update(p for p in target.parents if p != root and p.is_relative_to(root))
     for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
         try:
@@ -190,7 +207,21 @@ def _remove(root: Path, paths: Iterable[str]) -> None:
             pass  # not empty
 
 
-def _write_locked(files: Iterable[OutputFile], output: Path) -> int:
+def _make_folder(root: Path, folder: Path) -> None:
+    """`folder` and its parents under `root`, removing an old file of ours where a folder now goes."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    except (FileExistsError, NotADirectoryError):
+        pass
+    for parent in [*reversed(folder.relative_to(root).parents), folder.relative_to(root)]:
+        place = root / parent
+        if place != root and (place.is_file() or place.is_symlink()):
+            place.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _write_locked(files: Iterable[AnyFile], output: Path) -> int:
     """Bring the spare copy of the output up to date, then swap it in.
 
     The spare is the output of the build before last, kept next to the output
@@ -199,6 +230,10 @@ def _write_locked(files: Iterable[OutputFile], output: Path) -> int:
     file (a hard link) as in the current output, so its modification time stays
     put. Until the swap, the output itself is not touched: a build that fails
     or is killed leaves it as it was.
+
+    Files are written as they come (a page's bytes are made only now, see
+    `LazyFile`), and what the previous build made and this one did not is
+    removed at the end.
     """
     recover(output)
     current = previous_manifest(output) or {}
@@ -210,23 +245,26 @@ def _write_locked(files: Iterable[OutputFile], output: Path) -> int:
         have = {}
     else:
         (spare / MANIFEST).unlink()
-    items = list(files)
-    wanted = {item.path: file_hash(item.data) for item in items}
-    _remove(spare, [path for path in have if path not in wanted])
+    wanted: dict[str, str] = {}
     written = 0
     made_dirs: set[Path] = set()
-    for item in items:
-        digest = wanted[item.path]
+    for item in files:
+        data = item.data
+        digest = file_hash(data)
+        wanted[item.path] = digest
         target = spare / item.path
         if have.get(item.path) == digest and target.is_file():
             continue
         if target.parent not in made_dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(spare, target.parent)
             made_dirs.add(target.parent)
+        if target.is_dir() and not target.is_symlink():  # an old folder where a file now goes
+            shutil.rmtree(target)
         if current.get(item.path) == digest and _replace_with_link(output / item.path, target):
             continue
-        _replace_with_bytes(item.data, target)
+        _replace_with_bytes(data, target)
         written += 1
+    _remove(spare, [path for path in have if path not in wanted], wanted)
     manifest = "".join(f"{path}\t{wanted[path]}\n" for path in sorted(wanted))
     (spare / MANIFEST).write_text(manifest, "utf-8")
     _swap_in(spare, output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, Callable, Iterator
 
 import jinja2
@@ -11,8 +12,7 @@ from generator import urls
 from generator.markdown import resolve_links
 from generator.metadata import page_meta
 from generator.model import Chapter, Site, Story
-from generator.output import OutputFile
-from generator.progress import ProgressCallback, no_progress
+from generator.output import LazyFile, OutputFile
 from generator.taxonomy import Series, Tag, build_taxonomy
 from generator.urls import Linker
 
@@ -129,7 +129,8 @@ class PageRenderer:
             urls=urls,
             page_title=title,
             canonical=link.absolute(link.page),
-            meta=page_meta(template, self.site, link, title, context.get("story"), context.get("chapter")),
+            meta=page_meta(template, self.site, link, title, context.get("story"), context.get("chapter"),
+                           context["part"].chapters if "part" in context else None),
             feeds=feeds,
             has_feeds=self.has_feeds,
             taxonomy=self.taxonomy,
@@ -203,18 +204,34 @@ def story_pages(renderer: PageRenderer, story: Story) -> Iterator[OutputFile]:
         yield renderer.chapter(story, index)
 
 
-def render_pages(site: Site, env: jinja2.Environment, progress: ProgressCallback = no_progress) -> list[OutputFile]:
+def _later(path: str, render: Callable[[], OutputFile]) -> LazyFile:
+    def make() -> bytes:
+        file = render()
+        assert file.path == path, (file.path, path)
+        return file.data
+    return LazyFile(path, make)
+
+
+def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
+    """Every page of the site, each rendered only when it is written (see `LazyFile` and `parallel.made`)."""
     renderer = PageRenderer(site, env)
-    files = [renderer.home(), renderer.not_found(), renderer.tags_index()]
-    files.extend(renderer.tag(tag) for tag in renderer.taxonomy.tags)
+    page = urls.file_of
+    files = [_later(page(urls.HOME), renderer.home), _later(page(urls.NOT_FOUND), renderer.not_found),
+             _later(page(urls.TAGS_INDEX), renderer.tags_index)]
+    files += [_later(page(urls.tag_path(tag.kind.key, tag.name)), partial(renderer.tag, tag))
+              for tag in renderer.taxonomy.tags]
     if renderer.taxonomy.series:
-        files.append(renderer.series_index())
-        files.extend(renderer.series(series) for series in renderer.taxonomy.series)
-    total = site.chapter_total
-    done = 0
+        files.append(_later(page(urls.SERIES_INDEX), renderer.series_index))
+        files += [_later(page(urls.series_path(series.name)), partial(renderer.series, series))
+                  for series in renderer.taxonomy.series]
     for story in site.stories:
-        files.extend(story_pages(renderer, story))
-        done += len(story.chapters)
-        progress("Rendering pages (chapters)", done, total)
+        files.append(_later(page(urls.story_path(story)), partial(renderer.story, story)))
+        for part in work_parts(story):
+            files.append(_later(page(part.path), partial(_work_part, renderer, story, part.number)))
+        files += [_later(page(urls.chapter_path(story, c)), partial(renderer.chapter, story, index))
+                  for index, c in enumerate(story.chapters)]
     return files
 
+
+def _work_part(renderer: PageRenderer, story: Story, number: int) -> OutputFile:
+    return next(renderer.work(story, only=lambda part: part.number == number))

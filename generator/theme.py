@@ -68,9 +68,10 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
-def make_environment(theme: Theme, bytecode_dir: Path | None = None) -> jinja2.Environment:
+def make_environment(theme: Theme, bytecode_dir: Path | None = None, auto_reload: bool = True) -> jinja2.Environment:
     """The Jinja2 environment of `theme`; compiled templates are kept in `bytecode_dir` when given
-    (keyed by each template's source, so an edited template is compiled afresh)."""
+    (keyed by each template's source, so an edited template is compiled afresh). Without `auto_reload`
+    (one build) templates are not checked for changes on every page."""
     import jinja2
 
     loaders = [jinja2.FileSystemLoader(str(f / "templates")) for f in theme.folders]
@@ -90,6 +91,7 @@ def make_environment(theme: Theme, bytecode_dir: Path | None = None) -> jinja2.E
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        auto_reload=auto_reload,
     )
     env.filters["date"] = _date
     env.filters["rfc822"] = lambda d: format_datetime(d) if d else ""

@@ -181,3 +181,15 @@ def test_front_matter_values_are_escaped_everywhere(make_site):
         if name.endswith((".html", ".xml")):
             assert b"<script>alert(1)" not in data, name
     assert b"&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in files["s/index.html"]
+
+
+@pytest.mark.parametrize("raw", [b"a\x01b\x7fc\r\nd\te\x0b", "a\x01b\x7fc\r\nd\te\x0b \u2014 \u0085\ufdd0\uffff".encode()])
+def test_code_points_html_forbids_are_dropped_from_ascii_and_other_text(tmp_path, raw):
+    from generator.errors import ProblemLog
+    from generator.load import read_text
+
+    path = tmp_path / "c.md"
+    path.write_bytes(raw)
+    text = read_text(path, ProblemLog())
+    assert text is not None and text.startswith("abc\nd\te")
+    assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f or c in "\ufdd0\uffff" for c in text)

@@ -18,7 +18,8 @@ SITE = {
     "content/s/story.md": STORY,
     "content/s/1.md": chapter("One", body="First [next](2.md).[^1]\n\n[^1]: A note."),
     "content/s/2.md": chapter("Two", "2025-01-02", body="Second."),
-    "content/s/3.md": chapter("Three", "2025-01-03", body="Third."),
+    "content/s/3.md": chapter("Three", "2025-01-03", body='Third, after [the second][two] and <a href="2.md">'
+                              'again</a>.[^1]\n\n[two]: 2.md\n[^1]: A footnote is not a link.'),
     "content/t.md": "---\ntitle: One-shot\ndate: 2025-02-01\n---\nA one-shot.\n",
 }
 
@@ -146,3 +147,18 @@ def test_builds_elsewhere_do_not_spoil_the_shortcut(make_site, tmp_path):
     build(site, BuildOptions(output=site / "output", now=NOW))
     build(site, BuildOptions(output=tmp_path / "served", now=NOW, drafts=True))  # as `serve` does
     assert build(site, BuildOptions(output=site / "output", now=NOW)).up_to_date
+
+
+@pytest.mark.parametrize(("text", "links"), [
+    ("Plain prose.[^1]\n\n[^1]: A footnote.", False),
+    ("An [inline](2.md) link.", True),
+    ("An ![image](a.png).", True),
+    ("A [reference][r].\n\n[r]: 2.md", True),
+    ("> [r]: 2.md", True),
+    ('Raw <a HREF="2.md">HTML</a>.', True),
+    ('Raw <img src="a.png">.', True),
+])
+def test_texts_that_may_link_are_keyed_on_the_link_targets(text, links):
+    from generator.markdown import may_link
+
+    assert may_link(text) is links

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from conftest import STORY, chapter, run_cli
@@ -34,6 +35,13 @@ def test_long_work_is_split_into_parts(make_site):
     assert 'href="../../../s/01/index.html"' in part_with_eight  # chapter 1 is on part 1: its own page
     titles = [re.search(r"<title>(.*?)</title>", t).group(1) for t in texts]
     assert len(set(titles)) == 4
+    # Each part's structured data lists the chapters on it, not the whole book again.
+    listed = []
+    for text in texts:
+        book = json.loads(re.search(r'<script type="application/ld\+json">(.*?)</script>', text, re.S).group(1))
+        listed.append([part["position"] for part in book["hasPart"]])
+    assert [n for numbers in listed for n in numbers] == list(range(1, 11))
+    assert all(len(numbers) <= 4 for numbers in listed)
 
 
 def test_short_work_is_one_page(make_site):

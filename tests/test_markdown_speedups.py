@@ -1,0 +1,62 @@
+"""The Markdown stage's shortcuts give exactly what markdown-it-py gives without them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from markdown_it import MarkdownIt
+from mdit_py_plugins.anchors import anchors_plugin
+from mdit_py_plugins.footnote import footnote_plugin
+
+from generator.markdown import _WORD, _scene_break, count_words, markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def stock() -> MarkdownIt:
+    """The same parser with markdown-it-py's own `replacements` rule."""
+    md = MarkdownIt("commonmark", {"typographer": True, "html": True})
+    md.enable(["replacements", "smartquotes", "strikethrough", "table"])
+    md.use(footnote_plugin)
+    md.use(anchors_plugin, min_level=1, max_level=6)
+    md.add_render_rule("hr", _scene_break)
+    return md
+
+
+TYPOGRAPHY = st.lists(st.one_of(
+    st.sampled_from(["-", "--", "---", "----", ".", "..", "...", "?", "!", "????", "!!!!!", "?!?!", ",", ",,",
+                     "+-", "(c)", "(TM)", "(r)", "…", " ", "\n", "a", "word", '"', "'", "<https://x.org/a--b...>",
+                     "`code -- ...`", "*", "[l](u--v)", "\u00a0", "日本"]),
+    st.text(max_size=5)), max_size=40).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(TYPOGRAPHY)
+def test_typography_is_markdown_it_pys(text):
+    assert markdown().render(text) == stock().render(text)
+
+
+def test_the_sample_stories_render_as_with_markdown_it_py():
+    texts = [path.read_text("utf-8") for path in sorted((ROOT / "content").rglob("*.md"))]
+    assert texts
+    for text in texts:
+        assert markdown().render(text) == stock().render(text)
+
+
+WORDS = st.text(alphabet=st.sampled_from([" ", "\u00a0", "\u2003", "\u3000", "\x1c", "\x85", "\n", "\t", "a", "é",
+                                          "日", "한", "-", "w"]), max_size=80)
+
+
+@settings(max_examples=400, deadline=None)
+@given(WORDS)
+def test_word_counts_are_the_regex_counts(text):
+    tokens = markdown().parse(text)
+    expected = 0
+    for token in tokens:
+        if token.type == "inline" and token.children:
+            expected += len(_WORD.findall("".join(
+                c.content if c.type in ("text", "code_inline") else " " if c.type in ("softbreak", "hardbreak")
+                else "" for c in token.children)))
+    assert count_words(tokens) == expected

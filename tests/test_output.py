@@ -1,0 +1,76 @@
+"""The write stage on its own: streaming writes into the spare copy, and paths that change kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import tree_bytes
+from generator.output import MANIFEST, LazyFile, OutputFile, write_output
+
+
+def files_of(tree: dict[str, bytes]) -> list[OutputFile]:
+    return [OutputFile(path, data) for path, data in tree.items()]
+
+
+def ours(output: Path) -> dict[str, bytes]:
+    return {path: data for path, data in tree_bytes(output).items() if path != MANIFEST}
+
+
+# Builds in a row. The spare copy a build writes into holds the build before last, so a path changes
+# between file and folder from each build to the one after next.
+BUILDS = [
+    {"index.html": b"home", "a": b"a file", "b/index.html": b"b page", "c/d/e.html": b"deep"},
+    {"index.html": b"home"},
+    {"index.html": b"home", "a/index.html": b"a is a folder now", "b": b"b is a file now", "c/d": b"d is a file"},
+    {"index.html": b"home 2", "c/d/e.html": b"deep"},
+    {"index.html": b"home 2", "a": b"a file again", "b/x/index.html": b"a folder again", "c/d/e.html": b"deep"},
+    {"index.html": b"home 2", "c/d": b"d is a file"},
+]
+
+
+def test_paths_that_change_between_file_and_folder(tmp_path):
+    output = tmp_path / "output"
+    output.mkdir()
+    (output / "CNAME").write_bytes(b"example.org\n")
+    (output / ".git").mkdir()
+    (output / ".git" / "HEAD").write_bytes(b"ref: refs/heads/main\n")
+    for tree in BUILDS:  # the spare copy of the build before last is reused from the third build on
+        write_output(files_of(tree), output)
+        assert ours(output) == {**tree, "CNAME": b"example.org\n", ".git/HEAD": b"ref: refs/heads/main\n"}
+        assert [line.split("\t")[0] for line in (output / MANIFEST).read_text().splitlines()] == sorted(tree)
+
+
+def test_files_are_written_as_they_are_made(tmp_path):
+    """A page's bytes are made only when it is written: the one before it is on disk already."""
+    output = tmp_path / "output"
+    made: list[str] = []
+
+    def page(name: str, previous: str | None) -> LazyFile:
+        def make() -> bytes:
+            if previous is not None:
+                assert any(p.name == previous for p in tmp_path.rglob(previous)), f"{previous} not written yet"
+            made.append(name)
+            return name.encode()
+        return LazyFile(name, make)
+
+    write_output([page("one.html", None), page("two.html", "one.html"), page("three.html", "two.html")], output)
+    assert made == ["one.html", "two.html", "three.html"]
+    assert ours(output) == {"one.html": b"one.html", "two.html": b"two.html", "three.html": b"three.html"}
+
+
+def test_a_page_failing_mid_write_leaves_the_output_as_it_was(tmp_path):
+    output = tmp_path / "output"
+    write_output(files_of(BUILDS[0]), output)
+    write_output(files_of(BUILDS[1]), output)  # there is a spare copy now
+    before = tree_bytes(output)
+
+    def broken() -> bytes:
+        raise RuntimeError("a template error")
+
+    with pytest.raises(RuntimeError):
+        write_output([*files_of(BUILDS[2]), LazyFile("late.html", broken)], output)
+    assert tree_bytes(output) == before
+    write_output(files_of(BUILDS[2]), output)  # and the next build is whole
+    assert ours(output) == BUILDS[2]
