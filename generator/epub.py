@@ -14,17 +14,22 @@ stories, and to anything else on the site, go to the web site (when
 The same story gives the same bytes: the dates are the chapters' (never the
 clock) and the zip is written with fixed times. Each EPUB is kept in
 `.serialist-cache/epub/` under a hash of everything that goes into it, so a
-story that did not change is not rebuilt.
+story that did not change is not rebuilt, and one that did takes the compressed
+data of its unchanged files from the EPUB made before it (see `write_zip`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import struct
 import uuid
 import zipfile
-from dataclasses import dataclass, field
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from html import escape, unescape
 from functools import lru_cache
@@ -168,10 +173,23 @@ class _Xhtml(HTMLParser):
         if tag not in _VOID:
             self.open.append((tag, written is not None))
 
+    def updatepos(self, i: int, j: int) -> int:
+        return j  # HTMLParser counts lines here for getpos(), which nothing asks for: time saved
+
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._start(tag, attrs)
+        if attrs or tag == "img":
+            self._start(tag, attrs)
+        elif tag in _VOID:  # the common case, quickly: what _start writes for a tag without attributes
+            self.out.append(f"<{tag}/>")
+        else:
+            self.out.append(f"<{tag}>")
+            self.open.append((tag, True))
 
     def handle_endtag(self, tag: str) -> None:
+        if self.open and self.open[-1] == (tag, True):  # the common case, quickly
+            self.out.append(f"</{tag}>")
+            self.open.pop()
+            return
         if tag in _VOID or not any(name == tag for name, _ in self.open):
             return
         while self.open:
@@ -387,7 +405,8 @@ def _image_paths(story: Story) -> list[str]:
     texts = [story.summary_html, story.notes_before_html, story.notes_after_html]
     for chapter in story.chapters:
         texts += [chapter.summary_html, chapter.notes_before_html, chapter.html, chapter.notes_after_html]
-    return list(dict.fromkeys(path for text in texts if text for path in placeholder_paths(text)))
+    marker = FILE_SCHEME + ":"  # far quicker to look for than placeholder_paths' pattern, in megabytes of text
+    return list(dict.fromkeys(path for text in texts if marker in text for path in placeholder_paths(text)))
 
 
 def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, bytes]:
@@ -408,8 +427,10 @@ def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, byt
 
 
 def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
-              series: tuple[int, str] | None = None, converted: Cache | None = None) -> bytes:
-    """The EPUB of `story`, byte for byte the same for the same input."""
+              series: tuple[int, str] | None = None, converted: Cache | None = None,
+              previous: bytes | None = None) -> bytes:
+    """The EPUB of `story`, byte for byte the same for the same input (`previous`, an earlier EPUB of it,
+    only saves compressing again what did not change)."""
     from ebooklib import epub
 
     book = _Book(site, story, assets, series, converted=converted)
@@ -471,41 +492,178 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
 
     modified = _utc(story.updated)
     buffer = io.BytesIO()
-    epub.write_epub(buffer, out, {"mtime": modified.replace(tzinfo=None), "raise_exceptions": True})
-    return deterministic_zip(buffer.getvalue(), modified)
+    # Written without compressing (level 0): deterministic_zip does the only compression, and reuses `previous`.
+    epub.write_epub(buffer, out, {"mtime": modified.replace(tzinfo=None), "raise_exceptions": True,
+                                  "compresslevel": 0})
+    return deterministic_zip(buffer.getvalue(), modified, previous)
 
 
-def deterministic_zip(data: bytes, when: datetime) -> bytes:
-    """The same zip with every entry dated `when` and the same attributes: `mimetype` first and stored."""
-    stamp = (min(when.year, 2107), when.month, when.day, when.hour, when.minute, when.second)
+def deterministic_zip(data: bytes, when: datetime, previous: bytes | None = None) -> bytes:
+    """The same zip with every entry dated `when` and the same attributes: `mimetype` first and stored;
+    the others deflated, or their deflated data taken from `previous` (see `write_zip`)."""
     source = zipfile.ZipFile(io.BytesIO(data))
-    names = source.namelist()
-    names.sort(key=lambda name: name != "mimetype")
+    names = sorted(source.namelist(), key=lambda name: name != "mimetype")
+    return write_zip([(name, source.read(name)) for name in names], when, previous)
+
+
+# --- the zip --------------------------------------------------------------------------------------------------------
+#
+# Python's zipfile cannot write data that is already compressed, and after a one-chapter edit nearly every entry of a
+# book is the same as in the book made before it. So the zip is written with `struct`, giving the bytes zipfile gives
+# for `ZipInfo(name, date_time=when)` with create_system 3, mode 0644 and compresslevel 6 (no extra fields, no data
+# descriptors, no zip64), and the deflated data of an entry the previous book holds is copied from there.
+
+_LEVEL = 6
+_LOCAL = struct.Struct("<4s2B4HL2L2H")  # local header: signature, version, 0, flags, method, time, date, CRC, sizes…
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # central directory entry: the same, with attributes and the header's offset
+_END = struct.Struct("<4s4H2LH")  # end record: entry counts, the central directory's size and offset, comment length
+_ATTRIBUTES = 0o100644 << 16  # a regular file, rw-r--r--
+
+
+def _deflate(data: bytes) -> bytes:
+    """Raw deflate data, byte for byte what zipfile writes at compresslevel 6."""
+    packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush()
+
+
+def _deflate_all(contents: list[bytes]) -> list[bytes]:
+    """`_deflate` of each, on a thread per processor when there is much of it (zlib lets go of the GIL)."""
+    threads = min(os.cpu_count() or 1, 8)
+    if threads < 2 or sum(map(len, contents)) < 1 << 22:
+        return [_deflate(data) for data in contents]
+    with ThreadPoolExecutor(threads) as pool:  # thread k deflates contents[k::threads], in order
+        shares = list(pool.map(lambda k: [_deflate(data) for data in contents[k::threads]], range(threads)))
+    result: list[bytes] = [b""] * len(contents)
+    for k, share in enumerate(shares):
+        result[k::threads] = share
+    return result
+
+
+def _deflated_entries(previous: bytes | None) -> dict[tuple[int, int], list[memoryview]]:
+    """The raw deflate data of the entries of `previous`, a zip `write_zip` made, by (CRC-32, size).
+
+    Read through its central directory; damage only ends the reading early, since every entry is
+    checked before it is used (`_inflates_to`)."""
+    found: dict[tuple[int, int], list[memoryview]] = {}
+    if not previous or len(previous) < _END.size:
+        return found
+    view = memoryview(previous)
+    try:
+        signature, _, _, _, count, _, position, _ = _END.unpack_from(previous, len(previous) - _END.size)
+        for _ in range(count if signature == b"PK\x05\x06" else 0):
+            entry = _CENTRAL.unpack_from(previous, position)
+            flags, method, crc, packed, size, name, extra, comment, offset = entry[5:7] + entry[9:15] + entry[-1:]
+            local = _LOCAL.unpack_from(previous, offset)
+            if entry[0] != b"PK\x01\x02" or local[0] != b"PK\x03\x04":
+                break
+            position += _CENTRAL.size + name + extra + comment
+            start = offset + _LOCAL.size + local[-2] + local[-1]
+            if method == zipfile.ZIP_DEFLATED and not flags & 1 and start + packed <= len(previous):
+                found.setdefault((crc, size), []).append(view[start:start + packed])
+    except struct.error:
+        pass
+    return found
+
+
+def _inflates_to(packed: memoryview, data: bytes) -> bool:
+    """Whether `packed` is one whole raw deflate stream of exactly `data`."""
+    inflater = zlib.decompressobj(-15)
+    try:
+        return inflater.decompress(packed, len(data) + 1) == data and inflater.eof and not inflater.unused_data
+    except zlib.error:
+        return False
+
+
+def write_zip(entries: list[tuple[str, bytes]], when: datetime, previous: bytes | None = None) -> bytes:
+    """A zip of `entries` in their order, each dated `when`: `mimetype` stored, the others deflated.
+
+    An entry whose content `previous` (an earlier zip made here, or anything at all) holds deflated
+    keeps that deflated data, once it is found to inflate to exactly the content: the same bytes as
+    compressing it again, as long as `previous` was made with the same zlib (see `EpubCache.previous`)."""
+    if len(entries) >= 0xFFFF or sum(len(data) for _, data in entries) > 1 << 30:
+        return _zipfile_zip(entries, when)  # zip64 territory: leave it to zipfile
+    date = (min(when.year, 2107) - 1980) << 9 | when.month << 5 | when.day
+    time = when.hour << 11 | when.minute << 5 | when.second // 2
+    reusable = _deflated_entries(previous)
+    crcs = [zlib.crc32(data) for _, data in entries]
+    bodies: list[bytes | memoryview | None] = []  # what the zip holds of each entry
+    for (name, data), crc in zip(entries, crcs):
+        found = (packed for packed in reusable.get((crc, len(data)), ()) if _inflates_to(packed, data))
+        bodies.append(data if name == "mimetype" else next(found, None))
+    missing = [index for index, body in enumerate(bodies) if body is None]
+    for index, packed in zip(missing, _deflate_all([entries[index][1] for index in missing])):
+        bodies[index] = packed
+    parts: list[bytes | memoryview] = []
+    directory: list[bytes] = []
+    offset = 0
+    for (name, data), crc, body in zip(entries, crcs, bodies):
+        assert body is not None
+        try:
+            encoded, flags = name.encode("ascii"), 0
+        except UnicodeEncodeError:
+            encoded, flags = name.encode("utf-8"), 0x800  # as zipfile marks a UTF-8 name
+        method = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
+        fields = (20, 0, flags, method, time, date, crc, len(body), len(data), len(encoded), 0)
+        parts += [_LOCAL.pack(b"PK\x03\x04", *fields), encoded, body]
+        directory += [_CENTRAL.pack(b"PK\x01\x02", 20, 3, *fields, 0, 0, 0, _ATTRIBUTES, offset), encoded]
+        offset += _LOCAL.size + len(encoded) + len(body)
+    if offset > zipfile.ZIP64_LIMIT:
+        return _zipfile_zip(entries, when)
+    central = b"".join(directory)
+    return b"".join([*parts, central, _END.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central),
+                                                 offset, 0)])
+
+
+def _zipfile_zip(entries: list[tuple[str, bytes]], when: datetime) -> bytes:
+    """What `write_zip` gives (without reuse), made by zipfile: for books too big for a plain zip."""
+    stamp = (min(when.year, 2107), when.month, when.day, when.hour, when.minute, when.second)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as target:
-        for name in names:
+        for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.create_system = 3
-            info.external_attr = 0o100644 << 16
+            info.external_attr = _ATTRIBUTES
             info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
-            target.writestr(info, source.read(name), compresslevel=6)
+            target.writestr(info, data, compresslevel=_LEVEL)
     return out.getvalue()
 
 
 @lru_cache(maxsize=1)
 def _code_version() -> str:
-    """This module and ebooklib: a change to either makes every cached EPUB stale."""
+    """This module, ebooklib and zlib: a change to any makes every cached EPUB stale (and, for zlib, the
+    deflated data of the books made before no longer what compressing gives: see `EpubCache.previous`)."""
     try:
         ebooklib_version = metadata.version("ebooklib")
     except metadata.PackageNotFoundError:
         ebooklib_version = "?"
-    return hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16).hexdigest() + ebooklib_version
+    return (hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16).hexdigest() + ebooklib_version
+            + " zlib " + zlib.ZLIB_RUNTIME_VERSION)
+
+
+@lru_cache(maxsize=1)
+def _code_tag() -> str:
+    """A short name for `_code_version()`, which starts the cache key of every EPUB this code makes."""
+    return hashlib.blake2b(_code_version().encode(), digest_size=6).hexdigest()
+
+
+_TEXTS = ("html", "notes_before_html", "notes_after_html", "summary_html")  # a chapter's texts: hashed, not repr'd
 
 
 def cache_key(site: Site, story: Story, images: dict[str, bytes], series: tuple[int, str] | None = None) -> str:
-    """A hash of everything that goes into the story's EPUB (and the Serialist version, with `digest`)."""
-    return digest("epub", _code_version(), repr(site.config), repr(story), repr(series),
-                  *(part for path, data in images.items() for part in (path, data)))
+    """A hash of everything that goes into the story's EPUB (and the Serialist version, with `digest`),
+    after `_code_tag()`. The chapters' texts (megabytes) are hashed; the rest goes in as its `repr`, but
+    for `body`, the Markdown, which is in the book only as the `html` made from it."""
+    texts = hashlib.blake2b(digest_size=20)
+    for chapter in story.chapters:
+        for name in _TEXTS:
+            text = getattr(chapter, name).encode("utf-8", "surrogatepass")
+            texts.update(len(text).to_bytes(8, "little"))
+            texts.update(text)
+    outline = replace(story, chapters=tuple(replace(chapter, body="", html="", notes_before_html="",
+                                                    notes_after_html="", summary_html="")  # _TEXTS, and `body`
+                                            for chapter in story.chapters))
+    return _code_tag() + "-" + digest("epub", _code_version(), repr(site.config), repr(outline), texts.hexdigest(),
+                                      repr(series), *(part for path, data in images.items() for part in (path, data)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,6 +704,17 @@ class EpubCache:
         except OSError:
             pass  # a cache that cannot be written only costs time
 
+    def previous(self, story: str, key: str) -> bytes | None:
+        """The newest EPUB of `story` made by this same code (its key starts with the same `_code_tag()`, so
+        with the same zlib), for `write_zip` to take deflated data from; None when there is none."""
+        if not self.enabled:
+            return None
+        try:
+            made = [(p.stat().st_mtime_ns, p) for p in (self.folder / story).glob(key.partition("-")[0] + "-*.epub")]
+            return max(made)[1].read_bytes() if made else None
+        except OSError:
+            return None
+
 
 def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | None = None) -> list[OutputFile]:
     """The EPUB of every story; from the cache when nothing that goes into it changed, and otherwise
@@ -560,7 +729,8 @@ def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | 
         key = cache_key(site, story, images, series)
         data = cache.get(story.slug, key) if cache is not None else None
         if data is None:
-            data = make_epub(site, story, assets, images, series, converted)
+            previous = cache.previous(story.slug, key) if cache is not None else None
+            data = make_epub(site, story, assets, images, series, converted, previous)
             if cache is not None:
                 cache.put(story.slug, key, data)
         files.append(OutputFile(urls.epub_path(story), data))

@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
 import nh3
@@ -321,30 +321,42 @@ def _targets_digest(targets: LinkTargets) -> str:
                   repr(sorted((str(p), url) for p, url in targets.files.items())))
 
 
+# In a worker process only: the link targets of the build (set once by `_adopt_targets`, not sent with every batch).
+_worker_targets: LinkTargets | None = None
+
+
+def _adopt_targets(targets: LinkTargets) -> None:
+    global _worker_targets
+    _worker_targets = targets
+
+
+def _render_in_worker(batch: list[tuple[int, Job]]) -> list[tuple[int, Result]]:
+    assert _worker_targets is not None
+    return [(index, render_job(job, _worker_targets)) for index, job in batch]
+
+
 def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int,
-                     progress: ProgressCallback = no_progress) -> list[Result]:
-    batches: list[list[Job]] = [[] for _ in range(workers * 8)]
+                     progress: ProgressCallback = no_progress) -> Iterator[tuple[int, Result]]:
+    """(index in `jobs`, result) for every job, a batch at a time as the workers finish them."""
+    batches: list[list[tuple[int, Job]]] = [[] for _ in range(workers * 8)]
     sizes = [0] * len(batches)
-    order: list[tuple[int, int]] = []
-    for job in sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text)):
+    for index in sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text)):
         smallest = min(range(len(batches)), key=sizes.__getitem__)
-        order.append((smallest, len(batches[smallest])))
-        batches[smallest].append(jobs[job])
-        sizes[smallest] += len(jobs[job].text)
-    done: list[list[Result]] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context()) as pool:
-        for batch in pool.map(_render_batch, batches, [targets] * len(batches)):
-            done.append(batch)
-            progress("Rendering Markdown (texts)", sum(map(len, done)), len(jobs))
-    results: list[Result | None] = [None] * len(jobs)
-    for job, (batch, index) in zip(sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text)), order):
-        results[job] = done[batch][index]
-    return results  # type: ignore[return-value]
+        batches[smallest].append((index, jobs[index]))
+        sizes[smallest] += len(jobs[index].text)
+    done = 0
+    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
+                             initializer=_adopt_targets, initargs=(targets,)) as pool:
+        for results in pool.map(_render_in_worker, batches):
+            yield from results
+            done += len(results)
+            progress("Rendering Markdown (texts)", done, len(jobs))
 
 
 def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, workers: int,
                warnings: list[str], progress: ProgressCallback = no_progress) -> dict[str, Result]:
-    """Render every job, from the cache where possible and in parallel where it pays."""
+    """Render every job, from the cache where possible and in parallel where it pays (cached as the
+    workers finish, while they go on)."""
     targets_digest = _targets_digest(targets)
     keys = [_job_key(job, targets_digest) for job in jobs]
     results: dict[str, Result] = {}
@@ -357,10 +369,11 @@ def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, worke
             missing.append(index)
     todo = [jobs[i] for i in missing]
     if workers > 1 and sum(len(job.text) for job in todo) > PARALLEL_THRESHOLD:
-        rendered = _render_parallel(todo, targets, workers, progress)
+        rendered: Iterable[tuple[int, Result]] = _render_parallel(todo, targets, workers, progress)
     else:
-        rendered = _render_batch(todo, targets)
-    for index, result in zip(missing, rendered):
+        rendered = enumerate(_render_batch(todo, targets))
+    for position, result in rendered:
+        index = missing[position]
         results[jobs[index].doc_id] = result
         if cache:
             cache.put(keys[index], result)

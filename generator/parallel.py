@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 from generator.output import AnyFile, LazyFile, OutputFile
 from generator.progress import ProgressCallback, no_progress
 
-PARALLEL_PAGES = 400  # pages to make before other processes pay off
+PARALLEL_PAGES = 200  # pages to make before other processes pay off (forking costs about 20 ms)
 CHUNK = 32  # pages a worker makes at a time
 
 

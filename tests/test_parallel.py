@@ -39,3 +39,19 @@ def test_an_error_in_a_worker_is_raised_as_it_is():
     with pytest.raises(ValueError, match="broke on page 450"):
         for _ in made(files, workers=2):
             pass
+
+
+def test_markdown_in_workers_is_the_markdown_rendered_here(monkeypatch, tmp_path):
+    from generator import markdown
+
+    target = tmp_path / "2.md"
+    target.write_text("x")
+    targets = markdown.LinkTargets({target.resolve(): ("s", "2")})
+    jobs = [markdown.Job(f"s-{n}", f'"Text" -- {n}...[^1] [next](2.md) [gone](3.md)\n\n[^1]: Note {n}.',
+                         markdown.Origin(tmp_path / f"{n}.md", 5)) for n in range(40)]
+    here = markdown.render_all(jobs, targets, None, workers=1, warnings=[])
+    monkeypatch.setattr(markdown, "PARALLEL_THRESHOLD", 0)
+    there = markdown.render_all(jobs, targets, None, workers=2, warnings=[])
+    assert there == here and len(here) == 40
+    assert "serialist:s/2" in here["s-7"][0] and here["s-7"][2]  # the link resolved; the broken one reported
+    assert here["s-7"][2][0][:2] == (str(tmp_path / "7.md"), 5)  # problems come back with file and line
