@@ -32,11 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from html import escape, unescape
-from functools import lru_cache
+from functools import lru_cache, partial
 from html.parser import HTMLParser
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from generator import urls
@@ -211,6 +211,9 @@ class _Xhtml(HTMLParser):
         return "".join(self.out)
 
 
+_FRAGMENT_LINK = re.compile(rb'href="([\w.-]*\.xhtml)?#([^"]*)"')  # a link to an id, in this or another document
+
+
 # --- the book's documents ----------------------------------------------------------------------------------------
 
 @dataclass
@@ -223,7 +226,7 @@ class _Book:
     series: tuple[int, str] | None = None  # (part number, series name), when the story is part of a series
     chapter_files: dict[str, str] = field(default_factory=dict)  # chapter slug → document
     images: dict[str, str] = field(default_factory=dict)  # path from the output root → file in the book
-    documents: dict[str, tuple[str, str]] = field(default_factory=dict)  # file → (title, XHTML body)
+    documents: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file → (title, XHTML body in UTF-8)
     ids: dict[str, set[str]] = field(default_factory=dict)  # file → the ids it defines
     converted: Cache | None = None  # XHTML of documents converted by earlier builds
 
@@ -278,27 +281,28 @@ class _Book:
         cached = self.converted.get(key) if self.converted is not None else None
         if isinstance(cached, tuple) and len(cached) == 2:
             body, ids = cached
-            self.documents[file] = (title, body)
+            self.documents[file] = (title, body.encode("utf-8"))  # half the memory of text with curly quotes
             self.ids[file] = set(ids)
             return
         converter = _Xhtml(lambda href: self._href(href, web_page), self._image)
         converter.feed(html)
-        self.documents[file] = (title, converter.result())
+        body = converter.result()
+        self.documents[file] = (title, body.encode("utf-8"))
         self.ids[file] = converter.ids
         if self.converted is not None:
-            self.converted.put(key, (self.documents[file][1], sorted(converter.ids)))
+            self.converted.put(key, (body, sorted(converter.ids)))
 
-    def fix_fragments(self) -> None:
-        """Links to an id that the target document lacks (a web page's anchor) go to the document itself."""
-        for file, (title, body) in self.documents.items():
-            def check(match: re.Match[str]) -> str:
-                target = match.group(1) or file
-                fragment = unquote(match.group(2))
-                if target in self.ids and fragment not in self.ids[target]:
-                    return f'href="{match.group(1) or file}"'
-                return match.group(0)
+    def body(self, file: str) -> bytes:
+        """The document's body once every document is in: links to an id that the target document lacks
+        (a web page's anchor) go to the document itself."""
+        def check(match: re.Match[bytes]) -> bytes:
+            target = (match.group(1) or file.encode()).decode()
+            fragment = unquote(match.group(2).decode("utf-8"))
+            if target in self.ids and fragment not in self.ids[target]:
+                return b'href="' + target.encode() + b'"'
+            return match.group(0)
 
-            self.documents[file] = (title, re.sub(r'href="([\w.-]*\.xhtml)?#([^"]*)"', check, body))
+        return _FRAGMENT_LINK.sub(check, self.documents[file][1])
 
 
 def _list(label: str, items: tuple[str, ...], plural: str | None = None) -> str:
@@ -389,13 +393,13 @@ def chapter_page(book: _Book, chapter: Chapter, last: bool) -> str:
     return "".join(parts)
 
 
-def _xhtml(title: str, language: str, body: str) -> bytes:
+def _xhtml(title: str, language: str, body: bytes) -> bytes:
     return ('<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html>\n'
             '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" '
             f'lang="{language}" xml:lang="{language}">\n<head>\n<meta charset="utf-8"/>\n'
             f"<title>{escape(title)}</title>\n"
             f'<link rel="stylesheet" type="text/css" href="{STYLE_FILE}"/>\n</head>\n'
-            f"<body>\n{body}</body>\n</html>\n").encode("utf-8")
+            "<body>\n").encode("utf-8") + body + b"</body>\n</html>\n"
 
 
 # --- putting it together ------------------------------------------------------------------------------------------
@@ -450,7 +454,6 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
         title = story.title if story.single_file else chapter.heading
         book.add(book.chapter_files[chapter.slug], title, chapter_page(book, chapter, index == len(story.chapters) - 1),
                  urls.chapter_path(story, chapter))
-    book.fix_fragments()
 
     out = epub.EpubBook()
     out.set_identifier(book_identifier(story))
@@ -478,9 +481,10 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
             out.add_item(epub.EpubItem(uid=Path(file).stem, file_name=file, media_type=media_type,
                                        content=images[path]))
     items = {}
-    for index, (file, (title, body)) in enumerate(book.documents.items()):
-        items[file] = epub.EpubItem(uid=f"doc-{index}", file_name=file, media_type=XHTML,
-                                    content=_xhtml(title, language, body))
+    for index, (file, (title, _)) in enumerate(book.documents.items()):
+        # Each document's XHTML is made only as it goes into the zip: a long story's book is never all in memory.
+        items[file] = _document_item(epub)(uid=f"doc-{index}", file_name=file, media_type=XHTML,
+                                           make=partial(_document, book, file, language))
         out.add_item(items[file])
     out.toc = [epub.Link(file, "Title page" if file == TITLE_FILE else title, f"toc-{index}")
                for index, (file, (title, _)) in enumerate(book.documents.items()) if file != COVER_FILE]
@@ -491,11 +495,53 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
     out.spine = [*spine, items[TITLE_FILE], nav, *(items[f] for f in book.chapter_files.values())]
 
     modified = _utc(story.updated)
-    buffer = io.BytesIO()
-    # Written without compressing (level 0): deterministic_zip does the only compression, and reuses `previous`.
-    epub.write_epub(buffer, out, {"mtime": modified.replace(tzinfo=None), "raise_exceptions": True,
-                                  "compresslevel": 0})
-    return deterministic_zip(buffer.getvalue(), modified, previous)
+    options = {"mtime": modified.replace(tzinfo=None), "raise_exceptions": True, "compresslevel": 0}
+    writer = _streaming_writer(epub)("", out, options)
+    writer.process()
+    try:
+        return writer.write_into(_ZipStream(modified, previous))
+    except _TooBig:  # zip64 territory: through a whole zip in memory, for zipfile to write
+        buffer = io.BytesIO()
+        epub.write_epub(buffer, out, options)
+        return deterministic_zip(buffer.getvalue(), modified, previous)
+
+
+def _document(book: _Book, file: str, language: str) -> bytes:
+    return _xhtml(book.documents[file][0], language, book.body(file))
+
+
+@lru_cache(maxsize=1)
+def _document_item(epub: Any) -> type:
+    """ebooklib's EpubItem, with content made when it is written (`make`) rather than held."""
+
+    class DocumentItem(epub.EpubItem):  # type: ignore[misc, name-defined]
+        def __init__(self, make: Callable[[], bytes], **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._make = make
+
+        def get_content(self, default: bytes | None = None) -> bytes:
+            return self._make()
+
+    return DocumentItem
+
+
+@lru_cache(maxsize=1)
+def _streaming_writer(epub: Any) -> type:
+    """ebooklib's EpubWriter, writing each file of the book into a `_ZipStream` as it comes.
+
+    `write_into` does what EpubWriter.write does, into the stream instead of a zipfile (whose
+    entries would all be held, uncompressed, to be compressed and reused afterwards)."""
+
+    class StreamingWriter(epub.EpubWriter):  # type: ignore[misc, name-defined]
+        def write_into(self, stream: _ZipStream) -> bytes:
+            self.out = stream
+            stream.writestr("mimetype", "application/epub+zip")
+            self._write_container()
+            self._write_opf()
+            self._write_items()
+            return stream.finish()
+
+    return StreamingWriter
 
 
 def deterministic_zip(data: bytes, when: datetime, previous: bytes | None = None) -> bytes:
@@ -574,44 +620,83 @@ def _inflates_to(packed: memoryview, data: bytes) -> bool:
         return False
 
 
-def write_zip(entries: list[tuple[str, bytes]], when: datetime, previous: bytes | None = None) -> bytes:
-    """A zip of `entries` in their order, each dated `when`: `mimetype` stored, the others deflated.
+class _TooBig(Exception):
+    """The zip needs zip64 (65,535 entries or more, or over 4 GiB), which `_ZipStream` does not write."""
+
+
+class _ZipStream:
+    """The zip `write_zip` makes, written an entry at a time (`writestr`, as zipfile's), then `finish`ed.
 
     An entry whose content `previous` (an earlier zip made here, or anything at all) holds deflated
     keeps that deflated data, once it is found to inflate to exactly the content: the same bytes as
-    compressing it again, as long as `previous` was made with the same zlib (see `EpubCache.previous`)."""
-    if len(entries) >= 0xFFFF or sum(len(data) for _, data in entries) > 1 << 30:
+    compressing it again, as long as `previous` was made with the same zlib (see `EpubCache.previous`).
+    The others are deflated a few megabytes at a time, on a thread per processor.
+    """
+
+    def __init__(self, when: datetime, previous: bytes | None = None) -> None:
+        self._date = (min(when.year, 2107) - 1980) << 9 | when.month << 5 | when.day
+        self._time = when.hour << 11 | when.minute << 5 | when.second // 2
+        self._reusable = _deflated_entries(previous)
+        self._queue: list[tuple[str, int, int, bytes | memoryview | None, bytes]] = []  # name, CRC, size, body, data
+        self._queued = 0  # bytes in the queue still to deflate
+        self._out = io.BytesIO()
+        self._directory: list[bytes] = []
+
+    def writestr(self, name: str, data: bytes | str, compress_type: int | None = None) -> None:
+        data = data.encode("utf-8") if isinstance(data, str) else data
+        if len(data) > zipfile.ZIP64_LIMIT:
+            raise _TooBig
+        crc = zlib.crc32(data)
+        found = (packed for packed in self._reusable.get((crc, len(data)), ()) if _inflates_to(packed, data))
+        body = data if name == "mimetype" else next(found, None)
+        self._queue.append((name, crc, len(data), body, b"" if body is not None else data))
+        if body is None:
+            self._queued += len(data)
+            if self._queued > 1 << 23:
+                self._flush()
+
+    def _flush(self) -> None:
+        missing = [index for index, entry in enumerate(self._queue) if entry[3] is None]
+        packed = dict(zip(missing, _deflate_all([self._queue[index][4] for index in missing])))
+        for index, (name, crc, size, body, _) in enumerate(self._queue):
+            body = packed[index] if body is None else body
+            try:
+                encoded, flags = name.encode("ascii"), 0
+            except UnicodeEncodeError:
+                encoded, flags = name.encode("utf-8"), 0x800  # as zipfile marks a UTF-8 name
+            method = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
+            fields = (20, 0, flags, method, self._time, self._date, crc, len(body), size, len(encoded), 0)
+            offset = self._out.tell()
+            self._out.write(_LOCAL.pack(b"PK\x03\x04", *fields))
+            self._out.write(encoded)
+            self._out.write(body)
+            self._directory += [_CENTRAL.pack(b"PK\x01\x02", 20, 3, *fields, 0, 0, 0, _ATTRIBUTES, offset), encoded]
+        self._queue, self._queued = [], 0
+        if len(self._directory) // 2 >= 0xFFFF or self._out.tell() > zipfile.ZIP64_LIMIT:
+            raise _TooBig
+
+    def finish(self) -> bytes:
+        self._flush()
+        central = b"".join(self._directory)
+        count = len(self._directory) // 2
+        self._out.write(central)
+        self._out.write(_END.pack(b"PK\x05\x06", 0, 0, count, count, len(central), self._out.tell() - len(central), 0))
+        return self._out.getvalue()
+
+    def close(self) -> None:
+        """What zipfile's writers have; `finish` gives the bytes."""
+
+
+def write_zip(entries: list[tuple[str, bytes]], when: datetime, previous: bytes | None = None) -> bytes:
+    """A zip of `entries` in their order, each dated `when`: `mimetype` stored, the others deflated or
+    taken from `previous` (see `_ZipStream`)."""
+    stream = _ZipStream(when, previous)
+    try:
+        for name, data in entries:
+            stream.writestr(name, data)
+        return stream.finish()
+    except _TooBig:
         return _zipfile_zip(entries, when)  # zip64 territory: leave it to zipfile
-    date = (min(when.year, 2107) - 1980) << 9 | when.month << 5 | when.day
-    time = when.hour << 11 | when.minute << 5 | when.second // 2
-    reusable = _deflated_entries(previous)
-    crcs = [zlib.crc32(data) for _, data in entries]
-    bodies: list[bytes | memoryview | None] = []  # what the zip holds of each entry
-    for (name, data), crc in zip(entries, crcs):
-        found = (packed for packed in reusable.get((crc, len(data)), ()) if _inflates_to(packed, data))
-        bodies.append(data if name == "mimetype" else next(found, None))
-    missing = [index for index, body in enumerate(bodies) if body is None]
-    for index, packed in zip(missing, _deflate_all([entries[index][1] for index in missing])):
-        bodies[index] = packed
-    parts: list[bytes | memoryview] = []
-    directory: list[bytes] = []
-    offset = 0
-    for (name, data), crc, body in zip(entries, crcs, bodies):
-        assert body is not None
-        try:
-            encoded, flags = name.encode("ascii"), 0
-        except UnicodeEncodeError:
-            encoded, flags = name.encode("utf-8"), 0x800  # as zipfile marks a UTF-8 name
-        method = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
-        fields = (20, 0, flags, method, time, date, crc, len(body), len(data), len(encoded), 0)
-        parts += [_LOCAL.pack(b"PK\x03\x04", *fields), encoded, body]
-        directory += [_CENTRAL.pack(b"PK\x01\x02", 20, 3, *fields, 0, 0, 0, _ATTRIBUTES, offset), encoded]
-        offset += _LOCAL.size + len(encoded) + len(body)
-    if offset > zipfile.ZIP64_LIMIT:
-        return _zipfile_zip(entries, when)
-    central = b"".join(directory)
-    return b"".join([*parts, central, _END.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), len(central),
-                                                 offset, 0)])
 
 
 def _zipfile_zip(entries: list[tuple[str, bytes]], when: datetime) -> bytes:

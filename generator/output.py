@@ -36,6 +36,7 @@ class LazyFile:
 
     path: str
     make: Callable[[], bytes]
+    weight: int = 1  # how big it is likely to be, in pages of a chapter (a page of the whole work: its chapters)
 
     @property
     def data(self) -> bytes:

@@ -204,17 +204,23 @@ def story_pages(renderer: PageRenderer, story: Story) -> Iterator[OutputFile]:
         yield renderer.chapter(story, index)
 
 
-def _later(path: str, render: Callable[[], OutputFile]) -> LazyFile:
+TEMPLATES = ("home.html", "404.html", "tags.html", "tag.html", "series_index.html", "series.html", "story.html",
+             "work.html", "chapter.html")
+
+
+def _later(path: str, render: Callable[[], OutputFile], weight: int = 1) -> LazyFile:
     def make() -> bytes:
         file = render()
         assert file.path == path, (file.path, path)
         return file.data
-    return LazyFile(path, make)
+    return LazyFile(path, make, weight)
 
 
 def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
     """Every page of the site, each rendered only when it is written (see `LazyFile` and `parallel.made`)."""
     renderer = PageRenderer(site, env)
+    for name in TEMPLATES:  # compiled here, before worker processes share them (and their errors are found early)
+        env.get_template(name)
     page = urls.file_of
     files = [_later(page(urls.HOME), renderer.home), _later(page(urls.NOT_FOUND), renderer.not_found),
              _later(page(urls.TAGS_INDEX), renderer.tags_index)]
@@ -227,7 +233,8 @@ def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
     for story in site.stories:
         files.append(_later(page(urls.story_path(story)), partial(renderer.story, story)))
         for part in work_parts(story):
-            files.append(_later(page(part.path), partial(_work_part, renderer, story, part.number)))
+            files.append(_later(page(part.path), partial(_work_part, renderer, story, part.number),
+                                len(part.chapters)))
         files += [_later(page(urls.chapter_path(story, c)), partial(renderer.chapter, story, index))
                   for index, c in enumerate(story.chapters)]
     return files

@@ -6,18 +6,19 @@ without copying or pickling them; each sends back only the bytes of its pages.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import multiprocessing.context
 import threading
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Iterator, Sequence
 
 from generator.output import AnyFile, LazyFile, OutputFile
 from generator.progress import ProgressCallback, no_progress
 
 PARALLEL_PAGES = 200  # pages to make before other processes pay off (forking costs about 20 ms)
-CHUNK = 32  # pages a worker makes at a time
+CHUNK = 32  # pages a worker makes at a time (by `LazyFile.weight`)
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
@@ -45,6 +46,22 @@ def _make(indices: list[int]) -> list[bytes]:
     return [_inherited[index].data for index in indices]
 
 
+def _chunks(files: Sequence[AnyFile], lazy: list[int]) -> Iterator[list[int]]:
+    """`lazy` in runs of about `CHUNK` pages' weight: a page of a long work makes a run of its own."""
+    chunk: list[int] = []
+    weight = 0
+    for index in lazy:
+        file = files[index]
+        assert isinstance(file, LazyFile)
+        if chunk and weight + file.weight > CHUNK:
+            yield chunk
+            chunk, weight = [], 0
+        chunk.append(index)
+        weight += file.weight
+    if chunk:
+        yield chunk
+
+
 def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no_progress) -> Iterator[AnyFile]:
     """`files` in order, the bytes of each `LazyFile` made in `workers` forked processes when there are enough
     of them and forking is safe (else here, as each is asked for).
@@ -57,16 +74,22 @@ def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no
             yield file
             progress("Rendering pages", done, len(files))
         return
-    chunks = deque(lazy[start:start + CHUNK] for start in range(0, len(lazy), CHUNK))
+    waiting = deque(_chunks(files, lazy))
+    gc.freeze()  # the workers' garbage collector leaves what they share with this process alone: no copies of it
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_adopt, initargs=(files,))
     try:
-        futures = deque(pool.submit(_make, chunk) for chunk in chunks)
+        # A few chunks ahead of the writer: enough to keep the workers busy, not so many that made pages pile up.
+        futures: deque[tuple[list[int], Future[list[bytes]]]] = deque()
+        while waiting and len(futures) < workers * 3:
+            futures.append((waiting[0], pool.submit(_make, waiting.popleft())))
         ready: dict[int, bytes] = {}
         for done, (index, file) in enumerate(enumerate(files), start=1):
             if isinstance(file, LazyFile):
                 if not ready:
-                    chunk, future = chunks.popleft(), futures.popleft()
+                    chunk, future = futures.popleft()
+                    if waiting:
+                        futures.append((waiting[0], pool.submit(_make, waiting.popleft())))
                     try:
                         datas = future.result()
                     except Exception:  # noqa: BLE001 (made again below, raising what it raises)
@@ -77,3 +100,4 @@ def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no
             progress("Rendering pages", done, len(files))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
