@@ -184,7 +184,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     stages.done("feeds")
     if options.write:  # `check` has nothing to find in them
         files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache),
-                              Cache.for_site(root, "xhtml", enabled=options.cache))
+                              Cache.for_site(root, "xhtml", enabled=options.cache), workers=os.cpu_count() or 1)
     _release_memory()
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)

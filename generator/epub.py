@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import marshal
 import os
 import re
 import struct
@@ -47,6 +48,7 @@ from generator.markdown import LINK_SCHEME
 from generator.model import Asset, Chapter, Site, Story
 from generator.output import OutputFile
 from generator.pages import end_notice
+from generator.parallel import can_fork, in_workers
 from generator.taxonomy import build_taxonomy
 
 TITLE_FILE = "title.xhtml"
@@ -277,20 +279,32 @@ class _Book:
         return self.images.get(unquote(src[len(FILE_SCHEME) + 1:].partition("#")[0]))
 
     def add(self, file: str, title: str, html: str, web_page: str = "") -> None:
-        key = self._conversion_key(html, web_page) if self.converted is not None else ""
-        cached = self.converted.get(key) if self.converted is not None else None
-        if isinstance(cached, tuple) and len(cached) == 2:
-            body, ids = cached
-            self.documents[file] = (title, body.encode("utf-8"))  # half the memory of text with curly quotes
-            self.ids[file] = set(ids)
-            return
+        body, ids = self.converted_or_convert(html, web_page)
+        self.keep(file, title, body.encode("utf-8"), ids)
+
+    def cached(self, html: str, web_page: str) -> tuple[str, list[str]] | None:
+        """The document's (XHTML body, ids) as an earlier build converted it, if one did."""
+        if self.converted is None:
+            return None
+        cached = self.converted.get(self._conversion_key(html, web_page))
+        return cached if isinstance(cached, tuple) and len(cached) == 2 else None
+
+    def converted_or_convert(self, html: str, web_page: str) -> tuple[str, list[str]]:
+        """The document's (XHTML body, ids), from the cache or converted now (and cached)."""
+        found = self.cached(html, web_page)
+        if found is not None:
+            return found
         converter = _Xhtml(lambda href: self._href(href, web_page), self._image)
         converter.feed(html)
-        body = converter.result()
-        self.documents[file] = (title, body.encode("utf-8"))
-        self.ids[file] = converter.ids
+        result = (converter.result(), sorted(converter.ids))
         if self.converted is not None:
-            self.converted.put(key, (body, sorted(converter.ids)))
+            self.converted.put(self._conversion_key(html, web_page), result)
+        return result
+
+    def keep(self, file: str, title: str, body: bytes, ids: list[str]) -> None:
+        """Keep a converted document, its body as UTF-8 (half the memory of text with curly quotes as str)."""
+        self.documents[file] = (title, body)
+        self.ids[file] = set(ids)
 
     def body(self, file: str) -> bytes:
         """The document's body once every document is in: links to an id that the target document lacks
@@ -432,7 +446,7 @@ def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, byt
 
 def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
               series: tuple[int, str] | None = None, converted: Cache | None = None,
-              previous: bytes | None = None) -> bytes:
+              previous: bytes | None = None, workers: int = 1) -> bytes:
     """The EPUB of `story`, byte for byte the same for the same input (`previous`, an earlier EPUB of it,
     only saves compressing again what did not change)."""
     from ebooklib import epub
@@ -450,10 +464,7 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
         book.add(COVER_FILE, "Cover", f'<section epub:type="cover" class="cover">'
                  f'<img src="{FILE_SCHEME}:{quote(cover.path)}" alt="Cover of {escape(story.title)}"/></section>\n')
     book.add(TITLE_FILE, story.title, title_page(book), urls.story_path(story))
-    for index, chapter in enumerate(story.chapters):
-        title = story.title if story.single_file else chapter.heading
-        book.add(book.chapter_files[chapter.slug], title, chapter_page(book, chapter, index == len(story.chapters) - 1),
-                 urls.chapter_path(story, chapter))
+    _add_chapters(book, story, workers)
 
     out = epub.EpubBook()
     out.set_identifier(book_identifier(story))
@@ -504,6 +515,41 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
         buffer = io.BytesIO()
         epub.write_epub(buffer, out, options)
         return deterministic_zip(buffer.getvalue(), modified, previous)
+
+
+PARALLEL_CHAPTERS = 200  # chapters to convert before other processes pay off
+
+
+def _add_chapters(book: _Book, story: Story, workers: int) -> None:
+    """Every chapter's document, in order; those no earlier build converted are converted in `workers`
+    forked processes when there are many (each puts what it converts into the cache itself)."""
+    last = len(story.chapters) - 1
+
+    def html(index: int) -> str:
+        return chapter_page(book, story.chapters[index], index == last)
+
+    def web_page(index: int) -> str:
+        return urls.chapter_path(story, story.chapters[index])
+
+    def encoded(document: tuple[str, list[str]] | None) -> tuple[bytes, list[str]] | None:
+        return None if document is None else (document[0].encode("utf-8"), document[1])
+
+    def convert(index: int) -> bytes:
+        return marshal.dumps(encoded(book.converted_or_convert(html(index), web_page(index))))
+
+    documents = [encoded(book.cached(html(index), web_page(index))) for index in range(last + 1)]
+    missing = [index for index, found in enumerate(documents) if found is None]
+    if workers > 1 and len(missing) >= PARALLEL_CHAPTERS and can_fork():
+        chunks = [missing[start:start + 32] for start in range(0, len(missing), 32)]
+        for chunk, results in in_workers(convert, chunks, workers):
+            for index, data in zip(chunk, results):
+                documents[index] = marshal.loads(data)
+    else:
+        for index in missing:
+            documents[index] = encoded(book.converted_or_convert(html(index), web_page(index)))
+    for chapter, document in zip(story.chapters, documents):
+        assert document is not None
+        book.keep(book.chapter_files[chapter.slug], story.title if story.single_file else chapter.heading, *document)
 
 
 def _document(book: _Book, file: str, language: str) -> bytes:
@@ -801,9 +847,10 @@ class EpubCache:
             return None
 
 
-def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | None = None) -> list[OutputFile]:
+def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | None = None,
+                 workers: int = 1) -> list[OutputFile]:
     """The EPUB of every story; from the cache when nothing that goes into it changed, and otherwise
-    with the XHTML of unchanged chapters from `converted`."""
+    with the XHTML of unchanged chapters from `converted` (the others converted in `workers` processes)."""
     assets = {asset.path: asset for story in site.stories for asset in story.assets}
     taxonomy = build_taxonomy(site)
     files = []
@@ -815,7 +862,7 @@ def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | 
         data = cache.get(story.slug, key) if cache is not None else None
         if data is None:
             previous = cache.previous(story.slug, key) if cache is not None else None
-            data = make_epub(site, story, assets, images, series, converted, previous)
+            data = make_epub(site, story, assets, images, series, converted, previous, workers)
             if cache is not None:
                 cache.put(story.slug, key, data)
         files.append(OutputFile(urls.epub_path(story), data))

@@ -12,7 +12,7 @@ import multiprocessing.context
 import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from generator.output import AnyFile, LazyFile, OutputFile
 from generator.progress import ProgressCallback, no_progress
@@ -33,17 +33,53 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
-# In a worker process only: the files of the build that forked it (set by `_adopt`, read by `_make`).
-_inherited: Sequence[AnyFile] = ()
+# In a worker process only: what to do with each index (set by `_adopt` in the process that forked it).
+_task: Callable[[int], bytes] | None = None
 
 
-def _adopt(files: Sequence[AnyFile]) -> None:
-    global _inherited
-    _inherited = files
+def _adopt(task: Callable[[int], bytes]) -> None:
+    global _task
+    _task = task
 
 
-def _make(indices: list[int]) -> list[bytes]:
-    return [_inherited[index].data for index in indices]
+def _run(indices: list[int]) -> list[bytes]:
+    assert _task is not None
+    return [_task(index) for index in indices]
+
+
+def in_workers(task: Callable[[int], bytes], chunks: Iterable[list[int]],
+               workers: int) -> Iterator[tuple[list[int], list[bytes]]]:
+    """(chunk, `task` of each index in it) for every chunk, in order, done in `workers` processes forked
+    from this one, which share its memory (nothing is pickled but the indices and the bytes).
+
+    Only a few chunks are ahead of the caller, so results do not pile up. A chunk that fails in a worker
+    is done here again, so that its error is raised as it is. Call only when `can_fork()`.
+    """
+    waiting = deque(chunks)
+    gc.freeze()  # the workers' garbage collector leaves what they share with this process alone: no copies of it
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                               initializer=_adopt, initargs=(task,))
+    try:
+        futures: deque[tuple[list[int], Future[list[bytes]]]] = deque()
+
+        def submit() -> None:
+            chunk = waiting.popleft()
+            futures.append((chunk, pool.submit(_run, chunk)))
+
+        while waiting and len(futures) < workers * 3:
+            submit()
+        while futures:
+            chunk, future = futures.popleft()
+            if waiting:
+                submit()
+            try:
+                results = future.result()
+            except Exception:  # noqa: BLE001 (done again below, raising what it raises)
+                results = [task(index) for index in chunk]
+            yield chunk, results
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        gc.unfreeze()
 
 
 def _chunks(files: Sequence[AnyFile], lazy: list[int]) -> Iterator[list[int]]:
@@ -64,40 +100,23 @@ def _chunks(files: Sequence[AnyFile], lazy: list[int]) -> Iterator[list[int]]:
 
 def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no_progress) -> Iterator[AnyFile]:
     """`files` in order, the bytes of each `LazyFile` made in `workers` forked processes when there are enough
-    of them and forking is safe (else here, as each is asked for).
-
-    A chunk that fails in a worker is made again here, so that its error is raised as it is.
-    """
+    of them and forking is safe (else here, as each is asked for)."""
     lazy = [index for index, file in enumerate(files) if isinstance(file, LazyFile)]
     if workers < 2 or len(lazy) < PARALLEL_PAGES or not can_fork():
         for done, file in enumerate(files, start=1):
             yield file
             progress("Rendering pages", done, len(files))
         return
-    waiting = deque(_chunks(files, lazy))
-    gc.freeze()  # the workers' garbage collector leaves what they share with this process alone: no copies of it
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_adopt, initargs=(files,))
+    batches = in_workers(lambda index: files[index].data, _chunks(files, lazy), workers)
     try:
-        # A few chunks ahead of the writer: enough to keep the workers busy, not so many that made pages pile up.
-        futures: deque[tuple[list[int], Future[list[bytes]]]] = deque()
-        while waiting and len(futures) < workers * 3:
-            futures.append((waiting[0], pool.submit(_make, waiting.popleft())))
         ready: dict[int, bytes] = {}
         for done, (index, file) in enumerate(enumerate(files), start=1):
             if isinstance(file, LazyFile):
                 if not ready:
-                    chunk, future = futures.popleft()
-                    if waiting:
-                        futures.append((waiting[0], pool.submit(_make, waiting.popleft())))
-                    try:
-                        datas = future.result()
-                    except Exception:  # noqa: BLE001 (made again below, raising what it raises)
-                        datas = [files[i].data for i in chunk]
+                    chunk, datas = next(batches)
                     ready = dict(zip(chunk, datas))
                 file = OutputFile(file.path, ready.pop(index))
             yield file
             progress("Rendering pages", done, len(files))
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        gc.unfreeze()
+        batches.close()

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from generator.output import LazyFile, OutputFile
-from generator.parallel import PARALLEL_PAGES, made
+from generator.parallel import PARALLEL_PAGES, in_workers, made
 
 
 def page(index: int) -> LazyFile:
@@ -55,3 +55,28 @@ def test_markdown_in_workers_is_the_markdown_rendered_here(monkeypatch, tmp_path
     assert there == here and len(here) == 40
     assert "serialist:s/2" in here["s-7"][0] and here["s-7"][2]  # the link resolved; the broken one reported
     assert here["s-7"][2][0][:2] == (str(tmp_path / "7.md"), 5)  # problems come back with file and line
+
+
+def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site, monkeypatch, tmp_path):
+    import shutil
+
+    from conftest import NOW, STORY, chapter
+    from generator import epub
+    from generator.build import build
+    from generator.config import BuildOptions
+
+    files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n', "content/s/story.md": STORY}
+    for n in range(1, 9):
+        files[f"content/s/{n}.md"] = chapter(f"C{n}", body=f'"Chapter" {n} -- see [the first](1.md#x).[^1]\n\n[^1]: N.')
+    site = make_site(files)
+    other = tmp_path / "other"
+    shutil.copytree(site, other)
+    build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
+
+    used = []
+    monkeypatch.setattr(epub, "PARALLEL_CHAPTERS", 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(epub, "in_workers", lambda *args: used.append(1) or in_workers(*args))
+    build(other, BuildOptions(output=other / "output", now=NOW, cache=False))
+    assert used, "the chapters were not converted in workers"
+    assert (other / "output/s/s.epub").read_bytes() == (site / "output/s/s.epub").read_bytes()
