@@ -9,13 +9,30 @@ deleted or renamed file, `story.md`, `site.toml`, the theme, a chapter that
 becomes published or unpublished) gets a full build. Between full builds,
 pages that only show totals (tag pages, other chapters' work statistics) and
 the story's EPUB may lag behind; the next full build brings them up to date.
+If a save moves chapters between the parts of a very long whole work, every
+part is re-rendered; if it changes how many parts there are, a full build.
+
+What `serve` waits for before it tells open pages to reload is only what the
+save can have changed. The chapter's own page and the part of the whole work
+that holds it always. The pages that list the chapter without its text (the
+home page, the story page with its table of contents, the neighbours' previous
+/next links) only when the chapter as they list it changed: its title, dates,
+word count, summary, notes, anything but the text itself; the feeds only when
+the chapter is among their newest. The rest of those pages, and the manifest
+file, are done after the reload (`BuildSession.finish`): rendered again,
+compared, and written (with a second reload) only if they did change after all,
+as they may with a theme that shows chapter text on them. So a save that only
+rewords a chapter of a 3,000-chapter story does not wait for its 3,000-row
+table of contents to be rendered again.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -28,78 +45,160 @@ from generator.output import MANIFEST, OutputFile, file_hash, previous_manifest
 from generator.stamp import forget_state
 
 
-@dataclass(frozen=True, slots=True)
-class _Outline:
-    """What must stay the same for an incremental rebuild: which chapters are published, where."""
+@dataclass(slots=True)
+class Known:
+    """What incremental builds keep between them: facts that would cost a pass over the whole site each time.
 
-    stories: tuple[tuple[str, tuple[tuple[str, int, str], ...]], ...]
+    Made from a full build's snapshot (`Known.of`) and kept true by each incremental build.
+    """
+
+    index: dict[Path, tuple[int, int]]  # chapter file → (story, chapter) position in `Snapshot.everything`
+    due: datetime | None  # the earliest chapter date after the snapshot's `now`: a full build is due then
+    hashes: dict[str, str]  # the output's manifest (path → hash), ahead of the manifest file until `flush`
+    stale: bool = False  # whether the manifest file is behind `hashes`
 
     @classmethod
-    def of(cls, site: Site) -> "_Outline":
-        return cls(tuple(sorted((s.slug, tuple((c.slug, c.number, str(c.source)) for c in s.chapters))
-                                for s in site.stories)))
+    def of(cls, snap: Snapshot) -> "Known":
+        index = {c.source: (s_index, c_index) for s_index, s in enumerate(snap.everything.stories)
+                 for c_index, c in enumerate(s.chapters) if not s.single_file}
+        due = min((c.date for s in snap.everything.stories for c in s.chapters if c.date and c.date > snap.now),
+                  default=None)
+        return cls(index, due, previous_manifest(snap.options.output) or {})
+
+    def flush(self, output: Path) -> None:
+        """Write the manifest file, if it is behind."""
+        if self.stale:
+            atomic_write(output / MANIFEST, "".join(f"{p}\t{h}\n" for p, h in sorted(self.hashes.items())).encode())
+            self.stale = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rebuild:
+    """An incremental build: what it did before the reload, and what it leaves for after it."""
+
+    result: BuildResult
+    snapshot: Snapshot
+    # The pages the change is expected to leave as they were (see the module's doc), rendered on demand.
+    later: Callable[[], list[OutputFile]] | None = None
 
 
 class BuildSession:
-    """Builds one site over and over for `serve`: full builds, and incremental ones where they are safe."""
+    """Builds one site over and over for `serve`: full builds, and incremental ones where they are safe.
+
+    After an incremental build, call `finish` once the reload has been announced: it renders
+    the pages the change was expected to leave as they were, writes those that changed after
+    all, and brings the manifest file up to date. `build` calls it first if nobody did.
+    """
 
     def __init__(self, root: Path, options: BuildOptions) -> None:
         self.root = root.resolve()  # chapter sources are then the paths file events name
         self.options = options
         self._snapshot: Snapshot | None = None
+        self._known: Known | None = None
+        self._later: Callable[[], list[OutputFile]] | None = None
         self._env: object | None = None
 
     def build(self, changed: Iterable[Path] | None = None) -> BuildResult:
         """Build after `changed` files changed (None: everything may have)."""
+        self.finish()
         if changed is not None and self._snapshot is not None:
-            outcome = rebuild_chapters(self._snapshot, frozenset(p.resolve() for p in changed), self._environment)
+            if self._known is None:
+                self._known = Known.of(self._snapshot)
+            outcome = rebuild_chapters(self._snapshot, frozenset(p.resolve() for p in changed), self._environment,
+                                       self._known)
             if outcome is not None:
-                result, self._snapshot = outcome
-                return result
-        result, snapshot = build_with_snapshot(self.root, self.options)
+                self._snapshot, self._later = outcome.snapshot, outcome.later
+                return outcome.result
+        self._known = None  # a full build writes its own manifest
+        gc.unfreeze()  # the last full build's site (see `warm_up`) may be garbage from now on
+        try:
+            result, snapshot = build_with_snapshot(self.root, self.options)
+        except BaseException:
+            self._snapshot, self._env = None, None  # what is in the output is not known: build it all next time
+            raise
         if snapshot is not None:
             self._snapshot = snapshot
             self._env = None
         return result
 
+    def finish(self) -> int:
+        """Finish the last incremental build; how many files it wrote now (pages that changed after all)."""
+        later, self._later = self._later, None
+        written = 0
+        try:
+            if later is not None and self._known is not None:
+                written = _write_changed(later(), self.options.output, self._known)
+        finally:
+            if self._known is not None:
+                self._known.flush(self.options.output)
+        return written
+
+    def warm_up(self) -> None:
+        """Get ready for the next incremental build (after a full one): what it knows, the templates it renders.
+
+        And the objects the process has now, the built site above all, are moved out of the garbage
+        collector's sight (`gc.freeze`) until the next full build: they live as long as it, and a
+        collection walking all of them, tens of ms with thousands of chapters, would otherwise come
+        every other save or so.
+        """
+        if self._snapshot is None or not self.options.write:
+            return
+        fresh = self._known is None
+        if fresh:
+            self._known = Known.of(self._snapshot)
+        env = self._environment(self._snapshot)
+        for name in ("home.html", "story.html", "work.html", "chapter.html"):
+            try:
+                env.get_template(name)  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 (only a head start: the build reports template errors)
+                pass
+        if fresh:
+            gc.collect()
+            gc.freeze()
+
     def _environment(self, snapshot: Snapshot) -> object:
         from generator.theme import make_environment
 
         if self._env is None:
-            self._env = make_environment(snapshot.theme)
+            # The theme cannot change without a full build (which starts a new environment): no reloading.
+            cache = self.root / CACHE_DIR / "jinja" if self.options.cache and self.options.write else None
+            self._env = make_environment(snapshot.theme, cache, auto_reload=False)
         return self._env
 
 
-def _chapter_index(site: Site) -> dict[Path, tuple[int, int]]:
-    return {c.source: (s_index, c_index) for s_index, s in enumerate(site.stories)
-            for c_index, c in enumerate(s.chapters) if not s.single_file}
+def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment: Callable[[Snapshot], Any],
+                     known: Known) -> Rebuild | None:
+    """Redo what `changed` chapter files touch; None when that is not safe and a full build is needed.
 
-
-def rebuild_chapters(snap: Snapshot, changed: frozenset[Path],
-                     environment: Callable[[Snapshot], Any]) -> tuple[BuildResult, Snapshot] | None:
-    """Redo what `changed` chapter files touch; None when that is not safe and a full build is needed."""
+    The pages it writes are in the output when it returns; `known.hashes` follows them, the
+    manifest file only once `known.flush` is called. `Rebuild.later` renders the pages left
+    for after the reload (`BuildSession.finish`).
+    """
     from generator.load import load_chapter
     from generator.markdown import render_site
+    from generator.pages import work_parts
     from generator.publish import select_published
     from generator.validate import validate_site
 
     started = time.perf_counter()
     options = snap.options
-    index = _chapter_index(snap.everything)
+    index = known.index
     if not changed or not options.write or any(path not in index or not path.is_file() for path in changed):
         return None
     now = snap.now
-    if any(c.date and snap.now < c.date <= _now() for s in snap.everything.stories for c in s.chapters):
+    if known.due is not None and known.due <= _now():
         return None  # a scheduled chapter has come due since: the published set changed
 
     log = ProblemLog()
     stories = list(snap.everything.stories)
+    loaded: list[Chapter] = []
     for path in changed:
         s_index, c_index = index[path]
         chapter = load_chapter(path, c_index + 1, snap.config, log)
         if chapter is None:
             log.raise_if_errors(strict=options.strict)
             return None
+        loaded.append(chapter)
         chapters = list(stories[s_index].chapters)
         chapters[c_index] = chapter
         stories[s_index] = replace(stories[s_index], chapters=tuple(chapters))
@@ -107,85 +206,176 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path],
     validate_site(everything, log, now)
     log.raise_if_errors(strict=options.strict)
     published = select_published(everything, now, drafts=options.drafts, future=options.future)
-    if _Outline.of(published) != _Outline.of(snap.site):
+    slugs = frozenset(snap.everything.stories[index[path][0]].slug for path in changed)  # the stories changed
+    previous = {s.slug: s for s in snap.site.stories}
+    if not _same_outline(published, previous, slugs):
         return None
 
     # Markdown: only the changed chapters (story-level texts come from the cache).
-    touched = {s.slug: tuple(c for c in s.chapters if c.source in changed) for s in published.stories}
-    partial = replace(published, stories=tuple(replace(s, chapters=touched[s.slug]) for s in published.stories
-                                               if touched[s.slug]))
+    touched = {s.slug: tuple(c for c in s.chapters if c.source in changed) for s in published.stories
+               if s.slug in slugs}
+    only_touched = replace(published, stories=tuple(replace(s, chapters=touched[s.slug]) for s in published.stories
+                                                    if touched.get(s.slug)))
     notes: list[str] = []
-    rendered = render_site(partial, snap.targets, log,
+    rendered = render_site(only_touched, snap.targets, log,
                            Cache.for_site(snap.root, "markdown", enabled=options.cache), workers=1, warnings=notes)
     log.raise_if_errors(strict=options.strict)
     fresh = {c.source: c for s in rendered.stories for c in s.chapters}
-    previous = {s.slug: s for s in snap.site.stories}
-    site = replace(published, stories=tuple(_merge(s, previous[s.slug], fresh) for s in published.stories))
+    # Stories without a changed chapter are selected from the same files as before: the same stories.
+    site = replace(published, stories=tuple(_merge(s, previous[s.slug], fresh) if s.slug in slugs
+                                            else previous[s.slug] for s in published.stories))
 
-    earlier = _by_source(snap.site)
-    dates_moved = any((c.date, c.updated) != (earlier[c.source].date, earlier[c.source].updated)
-                      for s in published.stories for c in touched[s.slug])
-    files = _pages(site, changed, environment(snap), now, sitemap=dates_moved)
-    written = _write_changed(files, options.output)
-    forget_state(snap.root, options.output)
+    earlier = {c.source: c for slug in slugs if slug in previous for c in previous[slug].chapters}
+    new = [c for s in site.stories if s.slug in slugs for c in s.chapters if c.source in changed]
+    listed = any(_listing(c) != _listing(earlier[c.source]) for c in new)
+    dates_moved = any((c.date, c.updated) != (earlier[c.source].date, earlier[c.source].updated) for c in new)
+    in_feeds = any(_in_feed(story, changed, now, snap.config.feed_items)
+                   for slug in slugs for story in (previous.get(slug), _story(site, slug)) if story is not None)
+    all_parts: set[str] = set()
+    for slug in slugs:
+        story = _story(site, slug)
+        if story is None or slug not in previous:
+            continue
+        before, after = work_parts(previous[slug]), work_parts(story)
+        if len(before) != len(after):
+            return None  # the whole work's pages are not the same files
+        if not _same_groups(before, after):
+            all_parts.add(slug)  # the chapters moved between parts: every part's list of parts changed
+
+    now_pages, later_pages = _pages(site, changed, environment(snap), now, listed=listed, feeds=in_feeds,
+                                    sitemap=dates_moved, all_parts=all_parts)
+    forget_state(snap.root, options.output)  # a rebuild killed from here on must not leave a stale "up to date"
+    written = _write_changed(now_pages, options.output, known)
     result = BuildResult(stories=len(site.stories), chapters=site.chapter_total, words=site.words,
                          files_written=written, seconds=time.perf_counter() - started,
                          warnings=tuple(log.warnings) + tuple(Problem(snap.root / CACHE_DIR, None, note, "warning")
                                                               for note in notes))
-    return result, replace(snap, everything=everything, site=site)  # same outline: same link targets
+    known.due = min((d for d in (known.due, *(c.date for c in loaded)) if d is not None and d > now), default=None)
+    return Rebuild(result, replace(snap, everything=everything, site=site),  # same outline: same link targets
+                   later_pages)
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _story(site: Site, slug: str) -> Story | None:
+    return next((s for s in site.stories if s.slug == slug), None)
+
+
+def _same_outline(published: Site, previous: dict[str, Story], slugs: frozenset[str]) -> bool:
+    """Whether the same chapters are published at the same places: the only stories that can differ are `slugs`."""
+    if {s.slug for s in published.stories} != previous.keys():
+        return False
+    return all([(c.slug, c.number, c.source) for c in s.chapters]
+               == [(c.slug, c.number, c.source) for c in previous[s.slug].chapters]
+               for s in published.stories if s.slug in slugs)
+
+
+def _same_groups(before: list[Any], after: list[Any]) -> bool:
+    """Whether the parts of the whole work hold the same chapters (by file), whatever their text."""
+    return [[c.source for c in p.chapters] for p in before] == [[c.source for c in p.chapters] for p in after]
+
+
+def _listing(chapter: Chapter) -> Chapter:
+    """A chapter as pages other than its own and the whole work's show it: everything but its text."""
+    return replace(chapter, body="", body_line=0, html="")
+
+
+def _in_feed(story: Story, changed: frozenset[Path], now: datetime, limit: int) -> bool:
+    """Whether a changed chapter is among the `limit` newest of `story`, which its feed shows.
+
+    The site's feed shows the newest of all stories, so a chapter in it is in its story's too.
+    Newer chapters are usually last: counting from the end mostly stops after `limit` of them.
+    """
+    for chapter in story.chapters:
+        if chapter.source not in changed or not chapter.date or chapter.date > now:
+            continue
+        key = (chapter.date, chapter.number)
+        newer = 0
+        for other in reversed(story.chapters):
+            if other.date and other.date <= now and (other.date, other.number) > key:
+                newer += 1
+                if newer >= limit:
+                    break
+        else:
+            return True
+    return False
+
+
 def _merge(story: Story, before: Story, fresh: dict[Path, Chapter]) -> Story:
-    """The newly loaded story with rendered HTML: fresh for changed chapters, kept for the others."""
-    kept = {c.source: c for c in before.chapters}
-    chapters = tuple(fresh.get(c.source) or kept[c.source] for c in story.chapters)
+    """The newly loaded story with rendered HTML: fresh for changed chapters, kept for the others.
+
+    `before` has the same chapters in the same order (`_same_outline`).
+    """
+    chapters = tuple(fresh.get(c.source) or kept for c, kept in zip(story.chapters, before.chapters))
     return replace(story, chapters=chapters, summary_html=before.summary_html,
                    notes_before_html=before.notes_before_html, notes_after_html=before.notes_after_html)
 
 
-def _by_source(site: Site) -> dict[Path, Chapter]:
-    return {c.source: c for s in site.stories for c in s.chapters}
+Render = Callable[[], Iterable[OutputFile]]
 
 
-def _pages(site: Site, changed: frozenset[Path], env: Any, now: datetime, sitemap: bool) -> list[OutputFile]:
-    """The pages a change to `changed` touches; the sitemap only when a date it lists moved."""
+def _pages(site: Site, changed: frozenset[Path], env: Any, now: datetime, *, listed: bool, feeds: bool,
+           sitemap: bool, all_parts: set[str]) -> tuple[list[OutputFile], Callable[[], list[OutputFile]] | None]:
+    """The pages a change to `changed` touches: those rendered now, and those left for after the reload.
+
+    Always now: the changed chapters' own pages and the parts of the whole work that hold them
+    (every part, for a story in `all_parts`). Now when `listed` (the chapters as other pages list
+    them changed), else later: the home page, the story pages and the chapters' neighbours (their
+    previous/next links). Now when `feeds` (a changed chapter is among the newest), else later:
+    the feeds. The sitemap, only when a date it lists moved (`sitemap`).
+    """
     from generator.feeds import render_feeds, render_sitemap
     from generator.pages import PageRenderer
 
     renderer = PageRenderer(site, env)
-    files = [renderer.home()]
+    first: list[Render] = []
+    last: list[Render] = []
+    listing = first if listed else last
+    listing.append(partial(_one, renderer.home))
     for story in site.stories:
         positions = {i for i, c in enumerate(story.chapters) if c.source in changed}
         if not positions:
             continue
-        files.append(renderer.story(story))
-        slugs = {story.chapters[i].slug for i in positions}
-        files.extend(renderer.work(story, only=lambda part, slugs=slugs: any(c.slug in slugs for c in part.chapters)))
-        for i in sorted({j for p in positions for j in (p - 1, p, p + 1) if 0 <= j < len(story.chapters)}):
-            files.append(renderer.chapter(story, i))
+        listing.append(partial(_one, renderer.story, story))
+        slugs = frozenset(story.chapters[i].slug for i in positions)
+        first.append(partial(renderer.work, story, None if story.slug in all_parts else partial(_holds, slugs)))
+        for i in sorted(positions):
+            first.append(partial(_one, renderer.chapter, story, i))
+        for i in sorted({j for p in positions for j in (p - 1, p + 1) if 0 <= j < len(story.chapters)} - positions):
+            listing.append(partial(_one, renderer.chapter, story, i))
     touched = frozenset(s.slug for s in site.stories if any(c.source in changed for c in s.chapters))
-    return files + render_feeds(site, now, touched) + (render_sitemap(site) if sitemap else [])
+    (first if feeds else last).append(partial(render_feeds, site, now, touched))
+    if sitemap:
+        first.append(partial(render_sitemap, site))
+    return _render(first), partial(_render, last) if last else None
 
 
-def _write_changed(files: list[OutputFile], output: Path) -> int:
-    """Replace each file whose bytes changed, atomically, and keep the manifest true."""
-    manifest_path = output / MANIFEST
-    hashes = previous_manifest(output) or {}
+def _one(render: Callable[..., OutputFile], *args: Any) -> list[OutputFile]:
+    return [render(*args)]
+
+
+def _holds(slugs: frozenset[str], part: Any) -> bool:
+    return any(c.slug in slugs for c in part.chapters)
+
+
+def _render(renders: list[Render]) -> list[OutputFile]:
+    return [file for render in renders for file in render()]
+
+
+def _write_changed(files: list[OutputFile], output: Path, known: Known) -> int:
+    """Replace each file whose bytes changed, atomically; `known.hashes` follows (the manifest file does not)."""
     written = 0
     for item in files:
         digest = file_hash(item.data)
-        if hashes.get(item.path) == digest and (output / item.path).is_file():
+        if known.hashes.get(item.path) == digest and (output / item.path).is_file():
             continue
+        known.stale = True
         atomic_write(output / item.path, item.data)
-        hashes[item.path] = digest
+        known.hashes[item.path] = digest
         written += 1
-    if written:
-        atomic_write(manifest_path, "".join(f"{p}\t{h}\n" for p, h in sorted(hashes.items())).encode())
     return written
 
 
-__all__ = ["BuildSession", "rebuild_chapters"]
+__all__ = ["BuildSession", "Known", "Rebuild", "rebuild_chapters"]

@@ -55,6 +55,8 @@ class SiteBuilder:
 
     It gets the batch of changes (None for the first build) so that an incremental
     build is chosen for content changes (see `incremental.py`), a full one otherwise.
+    A build's status carries the rest of it (`BuildSession.finish`, `warm_up`) for the
+    server to run once open pages have been told to reload.
     """
 
     root: Path
@@ -78,6 +80,24 @@ class SiteBuilder:
             self.console.error(str(warning))
         ms = (time.perf_counter() - started) * 1000
         self.console.info(f"{_clock()} {what}: {result.files_written} files written in {ms:.0f} ms")
+        return BuildStatus(then=lambda: self._finish(what))
+
+    def _finish(self, what: str) -> BuildStatus | None:
+        """After the reload: the rest of an incremental build (`BuildSession.finish`), and a head start on the
+        next one; a status to announce if it wrote pages."""
+        started = time.perf_counter()
+        try:
+            written = self.session.finish()
+            self.session.warm_up()
+        except SerialistError as exc:
+            return self._failed(what, (f"error: {exc}",))
+        except Exception as exc:  # a bug: keep serving and say so
+            self.console.error(traceback.format_exc().rstrip())
+            return self._failed(what, (f"internal error: {exc!r}; see the terminal",))
+        if not written:
+            return None
+        ms = (time.perf_counter() - started) * 1000
+        self.console.info(f"{_clock()} {what}: {written} more files written after the reload, in {ms:.0f} ms")
         return BuildStatus()
 
     def _failed(self, what: str, messages: tuple[str, ...]) -> BuildStatus:

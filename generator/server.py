@@ -39,6 +39,8 @@ HEARTBEAT_SECONDS = 10.0
 RETRY_MILLISECONDS = 1000
 # How long a request waits for the served folder to reappear while a build swaps it in.
 SWAP_WAIT_SECONDS = 2.0
+# How long the rest of a build (`BuildStatus.then`) waits for open event streams to send the reload.
+SEND_WAIT_SECONDS = 0.25
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
@@ -48,9 +50,15 @@ C = TypeVar("C")
 
 @dataclass(frozen=True, slots=True)
 class BuildStatus:
-    """All the server needs to know about a finished build: the messages to show, if it failed."""
+    """All the server needs to know about a finished build: the messages to show, if it failed.
+
+    `then`: what is left of the build once open pages have been told to reload (work that
+    should change nothing they show); it returns the status to announce if it did change
+    something after all, else None.
+    """
 
     errors: tuple[str, ...] = ()
+    then: Callable[[], BuildStatus | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -272,7 +280,11 @@ class ReloadState:
 
 
 class ReloadChannel:
-    """The current ReloadState, and a way for event streams to wait until it changes."""
+    """The current ReloadState, and a way for event streams to wait until it changes.
+
+    Event streams `attach`, say when they have `sent` a state, and `detach`; `wait_sent`
+    waits until every open stream has sent the latest state.
+    """
 
     def __init__(self) -> None:
         self._token = secrets.token_hex(4)
@@ -280,6 +292,8 @@ class ReloadChannel:
         self._state = ReloadState(f"{self._token}.0")
         self._closed = False
         self._changed = threading.Condition()
+        self._streams: set[object] = set()
+        self._behind: set[object] = set()  # open streams that have not sent the latest state yet
 
     @property
     def state(self) -> ReloadState:
@@ -295,8 +309,32 @@ class ReloadChannel:
         with self._changed:
             self._count += 1
             self._state = ReloadState(f"{self._token}.{self._count}", status.errors)
+            self._behind = set(self._streams)
             self._changed.notify_all()
             return self._state
+
+    def attach(self, stream: object) -> ReloadState:
+        """A new event stream (any object that stands for it); the state it starts with."""
+        with self._changed:
+            self._streams.add(stream)
+            return self._state
+
+    def sent(self, stream: object, state: ReloadState) -> None:
+        with self._changed:
+            if state is self._state and stream in self._behind:
+                self._behind.discard(stream)
+                self._changed.notify_all()
+
+    def detach(self, stream: object) -> None:
+        with self._changed:
+            self._streams.discard(stream)
+            self._behind.discard(stream)
+            self._changed.notify_all()
+
+    def wait_sent(self, timeout: float) -> bool:
+        """Wait until every open event stream has sent the latest state (or `timeout` seconds)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._closed or not self._behind, timeout)
 
     def wait_for_change(self, seen: ReloadState, timeout: float) -> ReloadState:
         """The state once it is not `seen` (or `seen` after `timeout` seconds, or when closed)."""
@@ -491,18 +529,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head:
             return
-        state = channel.state
+        stream = object()
+        state = channel.attach(stream)
         try:
             self.wfile.write(f"retry: {RETRY_MILLISECONDS}\n\n".encode() + state.event())
+            channel.sent(stream, state)
             while not channel.closed:
                 latest = channel.wait_for_change(state, HEARTBEAT_SECONDS)
                 if channel.closed:
                     break
                 # A comment line as heartbeat: finds tabs that went away without closing.
                 self.wfile.write(b": ping\n\n" if latest is state else latest.event())
+                channel.sent(stream, latest)
                 state = latest
         except ConnectionError:
             pass  # the tab was closed or reloaded
+        finally:
+            channel.detach(stream)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -566,7 +609,11 @@ class LiveReloadServer(Generic[C]):
         self.shutdown()
 
     def rebuild(self, changes: C | None) -> BuildStatus:
-        """Run the build callback, then tell every open page to reload or to show the errors."""
+        """Run the build callback, then tell every open page to reload or to show the errors.
+
+        What the build left for after the reload (`BuildStatus.then`) runs next, before any
+        other build; open pages hear of it only if it changed something.
+        """
         with self._build_lock:
             try:
                 status = self._builder(changes)
@@ -574,6 +621,15 @@ class LiveReloadServer(Generic[C]):
                 traceback.print_exc()
                 status = BuildStatus((f"internal error while building: {exc!r}",))
             self.channel.publish(status)
+            if status.then is not None:
+                self.channel.wait_sent(SEND_WAIT_SECONDS)  # the reload first: `then` holds the GIL for a while
+                try:
+                    again = status.then()
+                except Exception as exc:
+                    traceback.print_exc()
+                    again = BuildStatus((f"internal error while building: {exc!r}",))
+                if again is not None:
+                    self.channel.publish(again)
             return status
 
     def respond(self, request_path: str) -> Response:

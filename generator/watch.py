@@ -13,6 +13,13 @@ Changes that are not ignored are collected until the site folder has been quiet
 for a moment (`QUIET_SECONDS`), then handed over as one `ChangeBatch`. An
 editor's atomic save (write a temp file, rename it onto the real one) is one
 burst and names only the real file; copying in 200 chapters is one burst too.
+
+A save that writes an existing file in place (open, write, close) is known to be
+over when the system reports the file closed after writing (inotify's
+`IN_CLOSE_WRITE`): when every pending change is such a finished in-place write,
+the batch goes after a much shorter quiet moment (`WRITTEN_QUIET_SECONDS`), so
+that saving a chapter does not wait out the full `QUIET_SECONDS`. Creations,
+deletions, renames and attribute changes always wait the full moment.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from watchdog.events import (
+    EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
     EVENT_TYPE_DELETED,
     EVENT_TYPE_MODIFIED,
@@ -42,6 +50,9 @@ from generator.config import CONFIG_FILE, CONTENT_DIR
 from generator.load import is_ignored_name
 
 QUIET_SECONDS = 0.05
+# After in-place writes that have all been closed (see the module's doc): long enough for an editor's
+# "save all" to write its other files, far shorter than QUIET_SECONDS.
+WRITTEN_QUIET_SECONDS = 0.01
 POLL_SECONDS = 0.5
 OUTPUT_DIR = "output"
 CACHE_DIR = ".serialist-cache"
@@ -110,6 +121,13 @@ def classify(path: Path, layout: SiteLayout) -> ChangeKind:
     return ChangeKind.IGNORED
 
 
+def written_path(event: FileSystemEvent) -> Path | None:
+    """The file a "closed after writing" event names (the end of an in-place save); None for other events."""
+    if event.event_type != EVENT_TYPE_CLOSED or event.is_directory or not event.src_path:
+        return None
+    return Path(os.fsdecode(event.src_path))
+
+
 def event_paths(event: FileSystemEvent) -> tuple[Path, ...]:
     """The paths a watchdog event changed: both ends of a move; none for opens, closes and folder mtimes."""
     if event.event_type not in _CHANGE_EVENTS:
@@ -151,14 +169,20 @@ def _relative(path: Path, root: Path) -> str:
 class Debouncer:
     """Collects changes and calls `on_batch` once they have stopped coming for `quiet` seconds.
 
+    When every pending change is an in-place write (`add(..., in_place=True)`) that has
+    since been reported closed (`written`), `written_quiet` seconds are enough.
     `on_batch` runs on the debouncer's own thread, one batch at a time; changes that
     arrive while it runs make the next batch.
     """
 
-    def __init__(self, on_batch: Callable[[ChangeBatch], object], quiet: float = QUIET_SECONDS) -> None:
+    def __init__(self, on_batch: Callable[[ChangeBatch], object], quiet: float = QUIET_SECONDS,
+                 written_quiet: float = WRITTEN_QUIET_SECONDS) -> None:
         self._on_batch = on_batch
         self._quiet = quiet
+        self._written_quiet = min(written_quiet, quiet)
         self._pending: dict[Path, ChangeKind] = {}
+        self._open: set[Path] = set()  # pending paths written in place and not closed since
+        self._other = False  # a pending change that is not an in-place write: wait the full quiet moment
         self._last_change = 0.0
         self._stopped = False
         self._wake = threading.Condition()
@@ -167,11 +191,27 @@ class Debouncer:
     def start(self) -> None:
         self._thread.start()
 
-    def add(self, path: Path, kind: ChangeKind) -> None:
+    def add(self, path: Path, kind: ChangeKind, in_place: bool = False) -> None:
+        """A change to `path`; `in_place`: its content was written (a `modified` event), nothing more."""
         with self._wake:
             self._pending[path] = kind
+            if in_place:
+                self._open.add(path)
+            else:
+                self._other = True
             self._last_change = time.monotonic()
             self._wake.notify()
+
+    def written(self, path: Path) -> None:
+        """`path` was closed after writing: an in-place save of it is complete."""
+        with self._wake:
+            if path in self._open:
+                self._open.discard(path)
+                self._last_change = time.monotonic()
+                self._wake.notify()
+
+    def _current_quiet(self) -> float:
+        return self._written_quiet if not (self._other or self._open) else self._quiet
 
     def stop(self) -> None:
         """Drop pending changes, wait for a running batch to finish."""
@@ -185,7 +225,7 @@ class Debouncer:
         with self._wake:
             self._wake.wait_for(lambda: self._stopped or self._pending)
             while not self._stopped:
-                remaining = self._last_change + self._quiet - time.monotonic()
+                remaining = self._last_change + self._current_quiet() - time.monotonic()
                 if remaining <= 0:
                     break
                 self._wake.wait(remaining)
@@ -193,6 +233,8 @@ class Debouncer:
                 return None
             batch = ChangeBatch.of(self._pending)
             self._pending = {}
+            self._open = set()
+            self._other = False
             return batch
 
     def _run(self) -> None:
@@ -204,25 +246,31 @@ class Debouncer:
 
 
 class _EventHandler(FileSystemEventHandler):
-    def __init__(self, layout: SiteLayout, report: Callable[[Path, ChangeKind], None]) -> None:
+    def __init__(self, layout: SiteLayout, debouncer: Debouncer) -> None:
         self._layout = layout
-        self._report = report
+        self._debouncer = debouncer
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        written = written_path(event)
+        if written is not None:
+            self._debouncer.written(written)
+            return
+        in_place = event.event_type == EVENT_TYPE_MODIFIED
         for path in event_paths(event):
             kind = classify(path, self._layout)
             if kind is not ChangeKind.IGNORED:
-                self._report(path, kind)
+                self._debouncer.add(path, kind, in_place)
 
 
 class SiteWatcher:
     """Watches a site folder recursively; calls `on_change` with one ChangeBatch per burst of changes."""
 
     def __init__(self, layout: SiteLayout, on_change: Callable[[ChangeBatch], object], *,
-                 poll: bool = False, quiet: float = QUIET_SECONDS) -> None:
-        self._debouncer = Debouncer(on_change, quiet)
+                 poll: bool = False, quiet: float = QUIET_SECONDS,
+                 written_quiet: float = WRITTEN_QUIET_SECONDS) -> None:
+        self._debouncer = Debouncer(on_change, quiet, written_quiet)
         self._observer: BaseObserver = PollingObserver(timeout=POLL_SECONDS) if poll else Observer()
-        self._observer.schedule(_EventHandler(layout, self._debouncer.add), str(layout.root), recursive=True)
+        self._observer.schedule(_EventHandler(layout, self._debouncer), str(layout.root), recursive=True)
 
     def start(self) -> None:
         """Start watching; changes made after this returns are seen."""

@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from conftest import STORY, chapter, tree_bytes
+from generator import pages
 from generator.build import build
 from generator.config import BuildOptions
 from generator.errors import ContentError
 from generator.incremental import BuildSession
+from generator.output import file_hash
 
 SITE = {
     "site.toml": 'title = "T"\nbase_url = "https://example.org/"\n',
@@ -93,3 +95,124 @@ def test_a_new_date_updates_the_sitemap(make_site, tmp_path):
     session.build([site / "content/s/4.md"])
     assert b"2025-06-01" in (out / "sitemap.xml").read_bytes()
     assert (out / "sitemap.xml").read_bytes() == full_build(site, tmp_path)["sitemap.xml"]
+
+
+def changed_names(before: dict[str, bytes], after: dict[str, bytes]) -> set[str]:
+    return {name for name in after if after[name] != before.get(name)}
+
+
+def manifest_is_true(out: Path) -> bool:
+    files = tree_bytes(out)
+    lines = files.pop(".serialist-manifest").decode().splitlines()
+    return dict(line.split("\t") for line in lines) == {name: file_hash(data) for name, data in files.items()}
+
+
+LISTING_PAGES = ["s/index.html", "s/2/index.html", "s/4/index.html", "index.html", "s/feed.xml", "feed.xml"]
+
+
+def test_a_text_only_edit_leaves_the_pages_that_list_the_chapter_for_after_the_reload(make_site, tmp_path):
+    # feed_items = 2: chapter 3 of 7 is in no feed.
+    site = make_site({**SITE, "site.toml": SITE["site.toml"] + "feed_items = 2\n"})
+    session, out = session_for(site)
+    before = tree_bytes(out)
+    (site / "content/s/3.md").write_text(chapter("C3", "2025-01-03", body="Other 3."))  # as many words
+    result = session.build([site / "content/s/3.md"])
+    now = tree_bytes(out)
+    # Before the reload: the chapter and the whole work; not even the manifest file.
+    assert changed_names(before, now) == {"s/3/index.html", "s/all/index.html"}
+    assert result.files_written == 2
+    assert session.finish() == 0  # the rest, rendered again, is as it was
+    after = tree_bytes(out)
+    assert changed_names(before, after) == {"s/3/index.html", "s/all/index.html", ".serialist-manifest"}
+    full = full_build(site, tmp_path)
+    for name in ["s/3/index.html", "s/all/index.html", *LISTING_PAGES]:
+        assert after[name] == full[name], name
+    assert manifest_is_true(out)
+
+
+def test_a_new_word_count_redoes_the_listing_pages_before_the_reload(make_site, tmp_path):
+    site = make_site({**SITE, "site.toml": SITE["site.toml"] + "feed_items = 2\n"})
+    session, out = session_for(site)
+    before = tree_bytes(out)
+    (site / "content/s/3.md").write_text(chapter("C3", "2025-01-03", body="Text 3 and more."))
+    session.build([site / "content/s/3.md"])
+    now = tree_bytes(out)
+    full = full_build(site, tmp_path)
+    for name in ["s/3/index.html", "s/all/index.html", "s/index.html", "s/2/index.html", "s/4/index.html",
+                 "index.html"]:
+        assert name in changed_names(before, now), name
+        assert now[name] == full[name], name
+    assert "s/feed.xml" not in changed_names(before, now)
+    assert session.finish() == 0
+    assert manifest_is_true(out)
+
+
+def test_a_text_only_edit_of_a_chapter_in_the_feeds_redoes_them_before_the_reload(make_site, tmp_path):
+    site = make_site(SITE)
+    session, out = session_for(site)
+    before = tree_bytes(out)
+    (site / "content/s/7.md").write_text(chapter("C7", "2025-01-07", body="Other 7."))
+    session.build([site / "content/s/7.md"])
+    now = tree_bytes(out)
+    full = full_build(site, tmp_path)
+    for name in ["s/7/index.html", "s/feed.xml", "feed.xml"]:
+        assert name in changed_names(before, now), name
+        assert now[name] == full[name], name
+    assert "s/index.html" not in changed_names(before, now)
+    assert session.finish() == 0
+
+
+def test_a_theme_that_lists_chapter_text_gets_its_pages_after_the_reload(make_site, tmp_path):
+    site = make_site({
+        **SITE,
+        "site.toml": SITE["site.toml"] + "feed_items = 2\ntheme = \"mine\"\n",
+        # A table of contents with an excerpt of each chapter: the story page shows chapter text.
+        "themes/mine/templates/story.html": '{% extends "default/story.html" %}{% block main %}'
+                                            '{% for c in story.chapters %}{{ c.html | safe }}{% endfor %}'
+                                            '{{ super() }}{% endblock %}',
+    })
+    session, out = session_for(site)
+    before = tree_bytes(out)
+    (site / "content/s/3.md").write_text(chapter("C3", "2025-01-03", body="Other 3."))
+    session.build([site / "content/s/3.md"])
+    assert b"Other 3." not in (out / "s/index.html").read_bytes()  # not yet
+    assert session.finish() == 1
+    after = tree_bytes(out)
+    assert changed_names(before, after) == {"s/3/index.html", "s/all/index.html", "s/index.html",
+                                            ".serialist-manifest"}
+    assert after["s/index.html"] == full_build(site, tmp_path)["s/index.html"]
+    assert manifest_is_true(out)
+
+
+def test_chapters_moving_between_parts_of_the_whole_work(make_site, tmp_path, monkeypatch):
+    # Parts of at most 4 words: chapters of 2 words make [1, 2] [3, 4] [5, 6] [7].
+    monkeypatch.setattr(pages, "WORK_SPLIT_WORDS", 5)
+    monkeypatch.setattr(pages, "WORK_PART_WORDS", 4)
+    site = make_site(SITE)
+    session, out = session_for(site)
+    parts = sorted(name for name in tree_bytes(out) if name.startswith("s/all/"))
+    assert len(parts) == 4
+    (site / "content/s/1.md").write_text(chapter("C1", "2025-01-01", body="Text 1 more."))  # [1] [2, 3] …
+    assert session.build([site / "content/s/1.md"]).files_written >= 4
+    after, full = tree_bytes(out), full_build(site, tmp_path)
+    for name in parts:
+        assert after[name] == full[name], name
+    (site / "content/s/6.md").write_text(chapter("C6", "2025-01-06", body="Text 6 more."))  # five parts
+    session.build([site / "content/s/6.md"])
+    session.finish()
+    assert tree_bytes(out) == full_build(site, tmp_path)
+
+
+def test_after_a_failed_full_build_the_next_save_builds_everything(make_site, tmp_path):
+    site = make_site({**SITE, "site.toml": SITE["site.toml"] + "theme = \"mine\"\n",
+                      "themes/mine/templates/chapter.html": '{% extends "default/chapter.html" %}'
+                                                            '{% block main %}v1{{ super() }}{% endblock %}'})
+    session, out = session_for(site)
+    (site / "themes/mine/templates/chapter.html").write_text(
+        '{% extends "default/chapter.html" %}{% block main %}v2{{ super() }}{% endblock %}')
+    (site / "content/s/5.md").write_text("---\ntitle: [broken\n---\nText\n")
+    with pytest.raises(ContentError):
+        session.build(None)
+    (site / "content/s/5.md").write_text(chapter("C5", "2025-01-05", body="Text 5."))
+    session.build([site / "content/s/5.md"])
+    assert all(b"v2" in (out / f"s/{n}/index.html").read_bytes() for n in range(1, 8))

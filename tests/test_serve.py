@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -29,7 +29,8 @@ from generator.config import BuildOptions
 from generator.errors import UsageError
 from generator.incremental import BuildSession
 from generator.serve import Console, ServeOptions, SiteBuilder, exposure_warning, serve
-from generator.server import EVENTS_PATH, LiveReloadServer, host_allowed, listen, resolve_target
+from generator.server import (EVENTS_PATH, BuildStatus, LiveReloadServer, ReloadChannel, host_allowed, listen,
+                              resolve_target)
 from generator.watch import ChangeBatch
 
 # watchdog's notice when a new folder (the build's Markdown cache) gets its watch twice; the CLI hides it too.
@@ -400,6 +401,63 @@ def test_the_event_stream_announces_each_build(live: Live) -> None:
         stream.close()
 
 
+def test_what_a_build_leaves_for_after_the_reload_runs_once_the_reload_is_sent(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "index.html").write_text("<!doctype html><html><body>Home</body></html>")
+    afterwards: list[Callable[[], BuildStatus | None]] = []
+    server: LiveReloadServer[None] = LiveReloadServer(
+        root, lambda _changes: BuildStatus(then=afterwards.pop(0)), listen("127.0.0.1", 0))
+    with server:
+        stream = EventStream(server.listener.port)
+        try:
+            start = stream.next_state()
+            seen: list[dict[str, object]] = []
+
+            def changed_after_all() -> BuildStatus:
+                seen.append(stream.next_state())  # the reload is out before the rest runs
+                return BuildStatus()
+
+            def number(state: dict[str, object]) -> str:
+                return str(state["build"]).rsplit(".", 1)[1]
+
+            # One state per build, one more when what came after it changed something, or failed.
+            def fails() -> BuildStatus | None:
+                raise ZeroDivisionError("a bug")
+
+            afterwards += [changed_after_all, lambda: None, fails]
+            assert server.rebuild(None).ok
+            assert [number(start), *map(number, seen), number(stream.next_state())] == ["0", "1", "2"]
+            assert server.rebuild(None).ok
+            assert number(stream.next_state()) == "3"
+            assert server.rebuild(None).ok
+            state = stream.next_state()
+            if not state["errors"]:  # the stream may skip to the newest state
+                state = stream.next_state()
+            assert number(state) == "5" and "ZeroDivisionError" in str(state["errors"])
+        finally:
+            stream.close()
+
+
+def test_the_channel_knows_when_every_open_stream_has_sent_the_latest_state() -> None:
+    channel = ReloadChannel()
+    a, b = object(), object()
+    first = channel.attach(a)
+    channel.sent(a, first)
+    assert channel.wait_sent(0)
+    latest = channel.publish(BuildStatus())
+    assert channel.attach(b) is latest  # a stream opened since starts with the latest state
+    assert not channel.wait_sent(0)
+    channel.sent(a, first)  # an older state does not count
+    assert not channel.wait_sent(0)
+    channel.sent(a, latest)
+    assert channel.wait_sent(0)
+    channel.publish(BuildStatus())
+    channel.detach(a)  # closed tabs are not waited for
+    channel.detach(b)
+    assert channel.wait_sent(0)
+
+
 def test_a_content_error_keeps_serving_and_shows_the_message(live: Live) -> None:
     chapter = live.site / CHAPTER
     good = chapter.read_text("utf-8")
@@ -547,6 +605,21 @@ def test_a_burst_of_atomic_saves_is_exactly_one_rebuild(serving: Serving) -> Non
     serving.lines.settle()
     assert len(serving.lines.rebuilds()) == 1
     assert "Tamsin5" in fetch(serving.port, "/salt-and-signal/1-static/").text
+
+
+def test_a_save_in_place_is_one_rebuild_and_one_reload(serving: Serving) -> None:
+    stream = EventStream(serving.port)
+    try:
+        stream.next_state()
+        chapter = serving.site / CHAPTER
+        chapter.write_text(chapter.read_text("utf-8").replace("Tamsin", "Tamsyn", 1), "utf-8")
+        assert stream.next_state()["errors"] == []
+        assert "Tamsyn" in fetch(serving.port, "/salt-and-signal/1-static/").text
+        serving.lines.settle()
+        assert len(serving.lines.rebuilds()) == 1
+        assert not any("after the reload" in line for line in serving.lines.lines)  # nothing changed after it
+    finally:
+        stream.close()
 
 
 def test_writes_into_the_output_folder_never_rebuild(serving: Serving) -> None:

@@ -34,6 +34,7 @@ from generator.watch import (
     classify,
     event_paths,
     is_temp_file,
+    written_path,
 )
 
 CONTENT, CONFIG, THEME, IGNORED = ChangeKind.CONTENT, ChangeKind.CONFIG, ChangeKind.THEME, ChangeKind.IGNORED
@@ -131,6 +132,17 @@ def test_event_paths(event: FileSystemEvent, paths: tuple[str, ...]) -> None:
     assert event_paths(event) == tuple(Path(p) for p in paths)
 
 
+@pytest.mark.parametrize(("event", "path"), [
+    (FileClosedEvent("/s/a.md"), "/s/a.md"),  # written and closed: an in-place save is over
+    (FileClosedNoWriteEvent("/s/a.md"), None),  # the build reading a chapter
+    (FileModifiedEvent("/s/a.md"), None),
+    (FileOpenedEvent("/s/a.md"), None),
+    (DirModifiedEvent("/s"), None),
+])
+def test_written_path(event: FileSystemEvent, path: str | None) -> None:
+    assert written_path(event) == (Path(path) if path else None)
+
+
 def test_batch_kind_is_the_one_needing_most_rebuilding(tmp_path: Path) -> None:
     a, b, c = tmp_path / "content/a.md", tmp_path / "themes/t/x.css", tmp_path / "site.toml"
     assert ChangeBatch.of({a: CONTENT}).kind is CONTENT
@@ -205,6 +217,45 @@ def test_debouncer_keeps_going_after_a_failing_callback(tmp_path: Path, capsys: 
     finally:
         debouncer.stop()
     assert "a bug in the build callback" in capsys.readouterr().err
+
+
+def test_a_finished_in_place_write_does_not_wait_the_full_quiet_moment(tmp_path: Path) -> None:
+    recorder = Recorder()
+    debouncer = Debouncer(recorder, quiet=5.0, written_quiet=0.01)
+    debouncer.start()
+    try:
+        for n in range(3):  # each burst: modified (maybe twice), then closed after writing
+            path = tmp_path / f"{n}.md"
+            debouncer.add(path, CONTENT, in_place=True)
+            debouncer.add(path, CONTENT, in_place=True)
+            debouncer.written(path)
+            assert recorder.wait_for(n + 1, timeout=2.5)[n].paths == {path}  # well before 5 s
+    finally:
+        debouncer.stop()
+
+
+@pytest.mark.parametrize("burst", ["not closed yet", "created", "moved onto", "closed, then another change"])
+def test_other_changes_wait_the_full_quiet_moment(tmp_path: Path, burst: str) -> None:
+    recorder = Recorder()
+    debouncer = Debouncer(recorder, quiet=5.0, written_quiet=0.01)
+    debouncer.start()
+    path = tmp_path / "a.md"
+    try:
+        if burst == "not closed yet":
+            debouncer.add(path, CONTENT, in_place=True)
+        elif burst == "created":
+            debouncer.add(path, CONTENT)  # a created file is written and closed too: a copy of many may go on
+            debouncer.add(path, CONTENT, in_place=True)
+            debouncer.written(path)
+        elif burst == "moved onto":
+            debouncer.add(path, CONTENT)
+        else:
+            debouncer.add(path, CONTENT, in_place=True)
+            debouncer.written(path)
+            debouncer.add(tmp_path / "b.md", CONTENT)  # deleted, say
+        assert recorder.settle() == []
+    finally:
+        debouncer.stop()
 
 
 # --- A real observer on a real folder ------------------------------------------------------------
@@ -313,9 +364,22 @@ def test_copying_in_200_chapters_is_at_most_two_batches(site: Path, tmp_path: Pa
     assert all(batch.kind is CONTENT for batch in batches)
 
 
+def test_an_in_place_save_is_reported_once_closed_without_the_full_quiet_moment(site: Path) -> None:
+    recorder = Recorder()
+    watcher = SiteWatcher(SiteLayout.of(site), recorder, quiet=5.0)  # OS events: "closed after writing"
+    watcher.start()
+    try:
+        target = site / "content/s/1-one.md"
+        target.write_text(chapter("One", body="Written in place."), "utf-8")
+        (batch,) = recorder.wait_for(1, timeout=2.5)
+        assert batch.paths == {target} and batch.kind is CONTENT
+    finally:
+        watcher.stop()
+
+
 def test_stop_returns_promptly_with_changes_pending(site: Path) -> None:
     recorder = Recorder()
-    watcher = SiteWatcher(SiteLayout.of(site), recorder, quiet=5.0)
+    watcher = SiteWatcher(SiteLayout.of(site), recorder, quiet=5.0, written_quiet=5.0)
     watcher.start()
     (site / "content/s/1-one.md").write_text(chapter("One", body="Pending."))
     started = time.monotonic()
