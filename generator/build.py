@@ -178,7 +178,10 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     stages.done("markdown")
     env = make_environment(theme, root / CACHE_DIR / "jinja" if options.cache and options.write else None,
                            auto_reload=False)
-    pages = render_pages(site, env)  # each page is rendered as it is written
+    try:
+        pages = render_pages(site, env)  # each page is rendered as it is written
+    except jinja2_errors() as exc:
+        raise ContentError([template_problem(exc, theme)]) from None
     stages.done("pages")
     files: list[AnyFile] = [*pages, *render_feeds(site, now), *render_sitemap(site)]
     stages.done("feeds")

@@ -850,20 +850,43 @@ class EpubCache:
 def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | None = None,
                  workers: int = 1) -> list[OutputFile]:
     """The EPUB of every story; from the cache when nothing that goes into it changed, and otherwise
-    with the XHTML of unchanged chapters from `converted` (the others converted in `workers` processes)."""
+    with the XHTML of unchanged chapters from `converted`.
+
+    With `workers`, a long story's chapters are converted in that many processes, and the books of
+    shorter stories are made side by side, one story to a process at a time."""
     assets = {asset.path: asset for story in site.stories for asset in story.assets}
     taxonomy = build_taxonomy(site)
-    files = []
+    books: list[bytes | None] = []
+    todo: list[Callable[[int], bytes]] = []  # how to make each book that is not in the cache
     for story in site.stories:
         part = taxonomy.part_of(story)
         series = (part.number, part.series) if part is not None else None
         images = _inputs(site, story, assets)
         key = cache_key(site, story, images, series)
-        data = cache.get(story.slug, key) if cache is not None else None
-        if data is None:
-            previous = cache.previous(story.slug, key) if cache is not None else None
-            data = make_epub(site, story, assets, images, series, converted, previous, workers)
-            if cache is not None:
-                cache.put(story.slug, key, data)
-        files.append(OutputFile(urls.epub_path(story), data))
+        books.append(cache.get(story.slug, key) if cache is not None else None)
+        if books[-1] is None:
+            todo.append(partial(_make_and_keep, site, story, assets, images, series, converted, cache, key))
+    make = dict(zip([index for index, book in enumerate(books) if book is None], todo))
+    short = [index for index in make if len(site.stories[index].chapters) < PARALLEL_CHAPTERS]
+    if workers > 1 and len(short) > 1 and can_fork():
+        for chunk, results in in_workers(lambda index: make[index](1), [[index] for index in short], workers):
+            books[chunk[0]] = results[0]
+    for index, made in make.items():
+        if books[index] is None:
+            books[index] = made(workers)
+    files = []
+    for story, book in zip(site.stories, books):
+        assert book is not None
+        files.append(OutputFile(urls.epub_path(story), book))
     return files
+
+
+def _make_and_keep(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
+                   series: tuple[int, str] | None, converted: Cache | None, cache: EpubCache | None, key: str,
+                   workers: int) -> bytes:
+    """The story's EPUB, made (from the previous one where it can) and put in the cache."""
+    previous = cache.previous(story.slug, key) if cache is not None else None
+    data = make_epub(site, story, assets, images, series, converted, previous, workers)
+    if cache is not None:
+        cache.put(story.slug, key, data)
+    return data

@@ -8,6 +8,7 @@ list of tags (as on AO3) with nh3.
 
 from __future__ import annotations
 
+import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,7 @@ from mdit_py_plugins.footnote import footnote_plugin
 from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
-from generator.parallel import pool_context
+from generator.parallel import die_with_parent, pool_context
 from generator.progress import ProgressCallback, no_progress
 from generator.model import Chapter, Site, Story
 
@@ -325,8 +326,9 @@ def _targets_digest(targets: LinkTargets) -> str:
 _worker_targets: LinkTargets | None = None
 
 
-def _adopt_targets(targets: LinkTargets) -> None:
+def _adopt_targets(targets: LinkTargets, parent: int | None) -> None:
     global _worker_targets
+    die_with_parent(parent)
     _worker_targets = targets
 
 
@@ -345,8 +347,10 @@ def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int,
         batches[smallest].append((index, jobs[index]))
         sizes[smallest] += len(jobs[index].text)
     done = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(),
-                             initializer=_adopt_targets, initargs=(targets,)) as pool:
+    context = pool_context()
+    parent = os.getpid() if context.get_start_method() == "fork" else None  # else a fork server starts them
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_adopt_targets, initargs=(targets, parent)) as pool:
         for results in pool.map(_render_in_worker, batches):
             yield from results
             done += len(results)

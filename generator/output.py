@@ -134,18 +134,21 @@ def recover(output: Path) -> None:
 
 @contextmanager
 def _locked(output: Path) -> Iterator[None]:
-    """One build at a time per output folder (other builds wait)."""
+    """One build at a time per output folder (other builds wait).
+
+    A POSIX record lock (`lockf`), not `flock`: the processes a build forks to make pages do not
+    inherit it, so a build that is killed never leaves its lock held by one of them."""
     try:
         import fcntl
     except ImportError:  # not on POSIX: no lock
         yield
         return
     with open(output.parent / f".{output.name}.serialist-lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.lockf(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.lockf(handle, fcntl.LOCK_UN)
 
 
 def file_hash(data: bytes) -> str:

@@ -197,13 +197,6 @@ class PageRenderer:
                             base_path=self.site.config.base_path)
 
 
-def story_pages(renderer: PageRenderer, story: Story) -> Iterator[OutputFile]:
-    yield renderer.story(story)
-    yield from renderer.work(story)
-    for index in range(len(story.chapters)):
-        yield renderer.chapter(story, index)
-
-
 TEMPLATES = ("home.html", "404.html", "tags.html", "tag.html", "series_index.html", "series.html", "story.html",
              "work.html", "chapter.html")
 

@@ -1,7 +1,8 @@
-"""Worker processes: for rendering Markdown (`markdown.py`) and for making pages as they are written.
+"""Worker processes: for rendering Markdown (`markdown.py`), converting an EPUB's chapters (`epub.py`)
+and making pages as they are written (`made`).
 
-Pages are made in processes forked from the build, which share its rendered site and theme
-without copying or pickling them; each sends back only the bytes of its pages.
+The last two run in processes forked from the build (`in_workers`), which share its rendered site and
+theme without copying or pickling them; each sends back only bytes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import multiprocessing.context
+import os
+import signal
 import threading
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,6 +33,7 @@ def pool_context() -> multiprocessing.context.BaseContext:
 
 
 def can_fork() -> bool:
+    """Whether forking is available and safe: a process with other threads (the dev server) must not fork."""
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
@@ -37,8 +41,23 @@ def can_fork() -> bool:
 _task: Callable[[int], bytes] | None = None
 
 
-def _adopt(task: Callable[[int], bytes]) -> None:
+def die_with_parent(parent: int | None) -> None:
+    """(In a worker process.) End when the process that started it ends, even when it is killed, rather
+    than wait on for work that will never come (Linux; elsewhere the pool's own shutdown has to do).
+    `parent`: the build's process id, when it forked this one itself."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:  # the build died before the call
+        os._exit(1)
+
+
+def _adopt(task: Callable[[int], bytes], parent: int) -> None:
     global _task
+    die_with_parent(parent)
     _task = task
 
 
@@ -58,7 +77,7 @@ def in_workers(task: Callable[[int], bytes], chunks: Iterable[list[int]],
     waiting = deque(chunks)
     gc.freeze()  # the workers' garbage collector leaves what they share with this process alone: no copies of it
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=_adopt, initargs=(task,))
+                               initializer=_adopt, initargs=(task, os.getpid()))
     try:
         futures: deque[tuple[list[int], Future[list[bytes]]]] = deque()
 

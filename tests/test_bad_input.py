@@ -193,3 +193,28 @@ def test_code_points_html_forbids_are_dropped_from_ascii_and_other_text(tmp_path
     text = read_text(path, ProblemLog())
     assert text is not None and text.startswith("abc\nd\te")
     assert not any(ord(c) < 32 and c not in "\n\t" or 0x7f <= ord(c) <= 0x9f or c in "\ufdd0\uffff" for c in text)
+
+
+THEMED = 'title = "T"\nbase_url = "https://example.org/"\ntheme = "mine"\n'
+
+
+@pytest.mark.parametrize(("template", "text", "line"), [
+    # A syntax error in a template this site never uses (it has no series) still names its file and line.
+    ("series.html", '{% extends "default/series.html" %}\n{% block main %}\n{% if %}\n{% endblock %}\n', 3),
+    # A runtime error on a chapter page, met in a worker process while many pages are made at once.
+    ("chapter.html", '{% extends "default/chapter.html" %}\n{% block main %}\n{{ no_such_thing.title }}\n'
+                     '{% endblock %}\n', 3),
+])
+def test_a_broken_theme_template_is_named_with_its_line(make_site, template, text, line):
+    files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n', "content/s/story.md": STORY}
+    files.update({f"content/s/{n:03d}.md": chapter(f"C{n}") for n in range(1, 251)})  # past PARALLEL_PAGES
+    site = make_site(files)
+    run_cli("build", site, check=True)
+    before = tree_bytes(site / "output")
+    (site / "site.toml").write_text(THEMED)
+    (site / "themes/mine/templates").mkdir(parents=True)
+    (site / "themes/mine/templates" / template).write_text(text)
+    result = run_cli("build", site)
+    assert result.returncode != 0
+    assert f"{template}:{line}" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert tree_bytes(site / "output") == before

@@ -80,3 +80,31 @@ def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site
     build(other, BuildOptions(output=other / "output", now=NOW, cache=False))
     assert used, "the chapters were not converted in workers"
     assert (other / "output/s/s.epub").read_bytes() == (site / "output/s/s.epub").read_bytes()
+
+
+def test_books_of_several_stories_made_side_by_side_are_the_books_made_one_by_one(make_site, monkeypatch, tmp_path):
+    import shutil
+
+    from conftest import NOW, STORY, chapter
+    from generator import epub
+    from generator.build import build
+    from generator.config import BuildOptions
+
+    files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n'}
+    for story in ("a", "b", "c"):
+        files[f"content/{story}/story.md"] = STORY.replace("A Story", f"Story {story}")
+        files.update({f"content/{story}/{n}.md": chapter(f"C{n}", body=f"{story} {n} -- [to one](1.md).")
+                      for n in range(1, 4)})
+    site = make_site(files)
+    other = tmp_path / "other"
+    shutil.copytree(site, other)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
+
+    used = []
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(epub, "in_workers", lambda *args: used.append(1) or in_workers(*args))
+    build(other, BuildOptions(output=other / "output", now=NOW, cache=False))
+    assert used, "the books were not made in workers"
+    for story in ("a", "b", "c"):
+        assert (other / f"output/{story}/{story}.epub").read_bytes() == (site / f"output/{story}/{story}.epub").read_bytes()

@@ -27,6 +27,18 @@ def big_site(make_site, chapters: int = 300, words: int = 400) -> Path:
     return make_site(files)
 
 
+def building(site: Path) -> list[int]:
+    """The processes whose command line names `site` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(site).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -56,6 +68,8 @@ def test_sigkill_mid_write_keeps_previous_output(make_site):
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the build finished before it could be killed"
+    # Its worker processes end with it (they would otherwise wait for work forever).
+    wait_for(lambda: not building(site), what="the killed build's worker processes to end")
     assert tree_bytes(site / "output") == before, "a killed build changed the output"
     # The next build cleans up and succeeds.
     run_cli("build", site, check=True)
