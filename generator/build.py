@@ -85,7 +85,7 @@ def _up_to_date(root: Path, config: SiteConfig, theme: Theme, options: BuildOpti
 def _release_memory() -> None:
     """Give memory freed by a stage back to the system, which glibc's malloc would otherwise keep: after
     the Markdown of a long serial, that is a hundred megabytes and more."""
-    gc.collect()  # what only the collector frees (the EPUB stage leaves cycles behind) is freed first
+    gc.collect()  # what only the collector can free is freed first
     try:
         import ctypes
 

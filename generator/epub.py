@@ -666,6 +666,10 @@ def _inflates_to(packed: memoryview, data: bytes) -> bool:
         return False
 
 
+_MAX_ENTRIES = 0xFFFF  # from here on a zip needs zip64…
+_MAX_BYTES = zipfile.ZIP64_LIMIT  # …and from here on, as zipfile writes it
+
+
 class _TooBig(Exception):
     """The zip needs zip64 (65,535 entries or more, or over 4 GiB), which `_ZipStream` does not write."""
 
@@ -690,7 +694,7 @@ class _ZipStream:
 
     def writestr(self, name: str, data: bytes | str, compress_type: int | None = None) -> None:
         data = data.encode("utf-8") if isinstance(data, str) else data
-        if len(data) > zipfile.ZIP64_LIMIT:
+        if len(data) > _MAX_BYTES:
             raise _TooBig
         crc = zlib.crc32(data)
         found = (packed for packed in self._reusable.get((crc, len(data)), ()) if _inflates_to(packed, data))
@@ -718,7 +722,7 @@ class _ZipStream:
             self._out.write(body)
             self._directory += [_CENTRAL.pack(b"PK\x01\x02", 20, 3, *fields, 0, 0, 0, _ATTRIBUTES, offset), encoded]
         self._queue, self._queued = [], 0
-        if len(self._directory) // 2 >= 0xFFFF or self._out.tell() > zipfile.ZIP64_LIMIT:
+        if len(self._directory) // 2 >= _MAX_ENTRIES or self._out.tell() > _MAX_BYTES:
             raise _TooBig
 
     def finish(self) -> bytes:

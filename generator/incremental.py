@@ -146,8 +146,10 @@ class BuildSession:
         fresh = self._known is None
         if fresh:
             self._known = Known.of(self._snapshot)
+        from generator.pages import TEMPLATES
+
         env = self._environment(self._snapshot)
-        for name in ("home.html", "story.html", "work.html", "chapter.html"):
+        for name in TEMPLATES:
             try:
                 env.get_template(name)  # type: ignore[attr-defined]
             except Exception:  # noqa: BLE001 (only a head start: the build reports template errors)

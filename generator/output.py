@@ -32,7 +32,9 @@ class OutputFile:
 
 @dataclass(frozen=True, slots=True)
 class LazyFile:
-    """A file whose bytes are made when they are written (a page): a build never holds every page at once."""
+    """A file whose bytes are made when they are written (a page): a build never holds every page at once.
+
+    `data` makes them again on every access: read it once."""
 
     path: str
     make: Callable[[], bytes]

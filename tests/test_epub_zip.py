@@ -212,3 +212,20 @@ def test_the_cache_key_covers_every_text_without_repr_of_it() -> None:
     assert key not in keys and len(keys) == len(changed) + 4
     # The Markdown is in the book only as the HTML made from it.
     assert cache_key(site, replace(story, chapters=(replace(one, body="Text. "), story.chapters[1])), {}) == key
+
+
+@pytest.mark.parametrize("limit", ["_MAX_ENTRIES", "_MAX_BYTES"])
+def test_a_book_too_big_for_a_plain_zip_is_written_whole_by_zipfile(make_site, monkeypatch: pytest.MonkeyPatch,
+                                                                    limit: str) -> None:
+    files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n', "content/s/story.md": STORY}
+    files.update({f"content/s/{n}.md": chapter(f"C{n}", body=f"Text {n}.") for n in range(1, 6)})
+    site = make_site(files)
+    build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
+    streamed = (site / "output/s/s.epub").read_bytes()
+
+    whole = []
+    monkeypatch.setattr(epub_module, limit, 4)  # every book is "too big" now
+    monkeypatch.setattr(epub_module, "_zipfile_zip", lambda *args: whole.append(1) or _zipfile_zip(*args))
+    build(site, BuildOptions(output=site / "other", now=NOW, cache=False))
+    assert whole, "the book did not go the zipfile way"
+    assert (site / "other/s/s.epub").read_bytes() == streamed
