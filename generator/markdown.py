@@ -19,12 +19,11 @@ from urllib.parse import unquote, urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
-from markdown_it.rules_core import replacements
-from markdown_it.rules_core.state_core import StateCore
 from markdown_it.token import Token
 from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
+from generator import typography
 from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
@@ -72,53 +71,12 @@ def _scene_break(self, tokens, idx, options, env) -> str:  # noqa: ANN001 (markd
     return '<hr class="scene-break">\n'
 
 
-def _replace_rare(tokens: list[Token]) -> None:
-    """markdown-it's `replace_rare` (dashes, ellipses, `+-`, `!!!!`, `,,`), each substitution skipped where
-    a substring it needs is missing: the same text at a fraction of the cost on prose full of dashes."""
-    inside_autolink = 0
-    for token in tokens:
-        text = token.content
-        if token.type == "text" and not inside_autolink and replacements.RARE_RE.search(text):
-            if "+-" in text:
-                text = replacements.PLUS_MINUS_RE.sub("±", text)
-            if ".." in text:
-                text = replacements.ELLIPSIS_RE.sub("…", text)
-            if "…" in text:
-                text = replacements.ELLIPSIS_QUESTION_EXCLAMATION_RE.sub("\\1..", text)
-            if "??" in text or "!!" in text or "?!" in text or "!?" in text:
-                text = replacements.QUESTION_EXCLAMATION_RE.sub("\\1\\1\\1", text)
-            if ",," in text:
-                text = replacements.COMMA_RE.sub(",", text)
-            if "--" in text:
-                if "---" in text:
-                    text = replacements.EM_DASH_RE.sub("\\1\u2014", text)
-                text = replacements.EN_DASH_RE.sub("\\1\u2013", text)
-                text = replacements.EN_DASH_INDENT_RE.sub("\\1\u2013", text)
-            token.content = text
-        if token.type == "link_open" and token.info == "auto":
-            inside_autolink -= 1
-        if token.type == "link_close" and token.info == "auto":
-            inside_autolink += 1
-
-
-def _replace(state: StateCore) -> None:
-    """markdown-it's `replacements` core rule, with the faster `_replace_rare`."""
-    if not state.md.options.typographer:
-        return
-    for token in state.tokens:
-        if token.type != "inline" or token.children is None:
-            continue
-        if "(" in token.content and replacements.SCOPED_ABBR_RE.search(token.content):
-            replacements.replace_scoped(token.children)
-        if replacements.RARE_RE.search(token.content):
-            _replace_rare(token.children)
-
-
 @lru_cache(maxsize=1)
 def markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"typographer": True, "html": True})
     md.enable(["replacements", "smartquotes", "strikethrough", "table"])
-    md.core.ruler.at("replacements", _replace)
+    md.core.ruler.at("replacements", typography.replace)
+    md.core.ruler.at("smartquotes", typography.smart_quotes)
     md.use(footnote_plugin)
     md.use(anchors_plugin, min_level=1, max_level=6)
     md.add_render_rule("hr", _scene_break)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def stock() -> MarkdownIt:
-    """The same parser with markdown-it-py's own `replacements` rule."""
+    """The same parser with markdown-it-py's own `replacements` and `smartquotes` rules."""
     md = MarkdownIt("commonmark", {"typographer": True, "html": True})
     md.enable(["replacements", "smartquotes", "strikethrough", "table"])
     md.use(footnote_plugin)
@@ -28,13 +29,25 @@ def stock() -> MarkdownIt:
 TYPOGRAPHY = st.lists(st.one_of(
     st.sampled_from(["-", "--", "---", "----", ".", "..", "...", "?", "!", "????", "!!!!!", "?!?!", ",", ",,",
                      "+-", "(c)", "(TM)", "(r)", "…", " ", "\n", "a", "word", '"', "'", "<https://x.org/a--b...>",
-                     "`code -- ...`", "*", "[l](u--v)", "\u00a0", "日本"]),
+                     "`code -- ...`", "*", "[l](u--v)", "\u00a0", "日本", "1", "\t", "\u2003", "\x85", "\x1c",
+                     "  \n", "\n\n", "_", "**", "<b>", "</b>", "`'q'`", "(", ")", "\u2014", "\u201c", "\u2019",
+                     "[^1]", "\n\n[^1]: n", "0", "9", "> ", "~~", "\\'", "&quot;", "?…", "!..", "a--b", " -- ", "\n--"]),
     st.text(max_size=5)), max_size=40).map("".join)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(TYPOGRAPHY)
 def test_typography_is_markdown_it_pys(text):
+    assert markdown().render(text) == stock().render(text)
+
+
+@pytest.mark.parametrize("text", [
+    '*"a* *b"*',  # a quote left open inside emphasis does not pair with one in the next
+    "**'a** 'b' **c'**", '0"" 9"" a"" "The 0"" mark"', "a--b -- c --d e-- \n-- f\n\u00a0--\u00a0 g---h ----i j---- --",
+    'She said, "It\'s \'fine\'... isn\'t it?" -- and left.', "1990's \"quotes\" and 'single'---",
+    '"[link "text"](u)" and `"code"` "<b>"bold"</b>"', "?.... !.... ??????? ,,, +- (c) (TM)",
+])
+def test_tricky_typography_is_markdown_it_pys(text):
     assert markdown().render(text) == stock().render(text)
 
 
@@ -43,6 +56,17 @@ def test_the_sample_stories_render_as_with_markdown_it_py():
     assert texts
     for text in texts:
         assert markdown().render(text) == stock().render(text)
+
+
+def test_benchmark_prose_renders_as_with_markdown_it_py():
+    import random
+
+    from tests.benchmarks.corpus import chapter_text
+
+    rng = random.Random(7)
+    for _ in range(20):
+        text = chapter_text(rng, 800)
+        assert markdown().render(text, {"docId": "c"}) == stock().render(text, {"docId": "c"})
 
 
 WORDS = st.text(alphabet=st.sampled_from([" ", "\u00a0", "\u2003", "\u3000", "\x1c", "\x85", "\n", "\t", "a", "é",

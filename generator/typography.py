@@ -1,0 +1,196 @@
+"""markdown-it-py's typographer rules (`replacements`, `smartquotes`), rewritten to give the same text faster.
+
+Prose is full of what they look for (dashes, ellipses, quotes, apostrophes): the stock rules run three
+regular expressions that cannot skip ahead over every paragraph with a `--`, and look each quote up
+through several generic helpers. These versions find the same spots with cheap scans and decide each
+one as the stock rules do. `tests/test_markdown_speedups.py` checks them against the stock rules.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
+from markdown_it.rules_core import replacements
+from markdown_it.rules_core.smartquotes import APOSTROPHE, smartquotes
+from markdown_it.rules_core.state_core import StateCore
+from markdown_it.token import Token
+
+# --- replacements ----------------------------------------------------------------------------------------------
+
+_DOTS = re.compile(r"\.\.+")  # what `ELLIPSIS_RE` (`\.{2,}`) matches, found by its first character
+_COMMAS = re.compile(r",,+")  # what `COMMA_RE` (`,{2,}`) matches
+_DASHES = re.compile(r"--+")
+
+
+def _dash(text: str, match: re.Match[str]) -> str:
+    """What markdown-it's three dash rules make of one run of hyphens, in the order it applies them.
+
+    `EM_DASH_RE` turns a run of exactly three into an em dash. `EN_DASH_RE` turns a run of exactly two
+    into an en dash when it stands between spaces, `EN_DASH_INDENT_RE` when it stands between other
+    characters; a line's start and end count as both (their `^` and `$`), a space on one side and a
+    character on the other as neither. The runs of other lengths stay.
+    """
+    run = match.group()
+    if len(run) == 3:
+        return "\u2014"
+    if len(run) != 2:
+        return run
+    start, end = match.span()
+    before = text[start - 1] if start else "\n"
+    after = text[end] if end < len(text) else "\n"
+    if before.isspace() and after.isspace():  # `\s` in a `str` pattern is `str.isspace`
+        return "\u2013"
+    if (before == "\n" or not before.isspace()) and (after == "\n" or not after.isspace()):
+        return "\u2013"
+    return run
+
+
+def _replace_rare(tokens: list[Token]) -> None:
+    """markdown-it's `replace_rare` (dashes, ellipses, `+-`, `!!!!`, `,,`), each substitution skipped where
+    a substring it needs is missing, and the dashes found by their runs."""
+    inside_autolink = 0
+    for token in tokens:
+        text = token.content
+        if token.type == "text" and not inside_autolink and replacements.RARE_RE.search(text):
+            if "+-" in text:
+                text = replacements.PLUS_MINUS_RE.sub("±", text)
+            if ".." in text:
+                text = _DOTS.sub("…", text)
+            if "?…" in text or "!…" in text:
+                text = replacements.ELLIPSIS_QUESTION_EXCLAMATION_RE.sub("\\1..", text)
+            if "??" in text or "!!" in text or "?!" in text or "!?" in text:
+                text = replacements.QUESTION_EXCLAMATION_RE.sub("\\1\\1\\1", text)
+            if ",," in text:
+                text = _COMMAS.sub(",", text)
+            if "--" in text:
+                before = text
+                text = _DASHES.sub(lambda match: _dash(before, match), text)
+            token.content = text
+        if token.type == "link_open" and token.info == "auto":
+            inside_autolink -= 1
+        if token.type == "link_close" and token.info == "auto":
+            inside_autolink += 1
+
+
+def replace(state: StateCore) -> None:
+    """markdown-it's `replacements` core rule, with the faster `_replace_rare`."""
+    if not state.md.options.typographer:
+        return
+    for token in state.tokens:
+        if token.type != "inline" or token.children is None:
+            continue
+        if "(" in token.content and replacements.SCOPED_ABBR_RE.search(token.content):
+            replacements.replace_scoped(token.children)
+        if replacements.RARE_RE.search(token.content):
+            _replace_rare(token.children)
+
+
+# --- smart quotes ----------------------------------------------------------------------------------------------
+
+_QUOTE = re.compile(r"['\"]")
+
+
+@lru_cache(maxsize=4096)
+def _kind(char: str) -> tuple[bool, bool]:
+    """(punctuation, white space), as markdown-it's smartquotes rule tells them."""
+    code = ord(char)
+    return isMdAsciiPunct(code) or isPunctChar(char), isWhiteSpace(code)
+
+
+_SPACE = _kind(" ")
+
+
+def _quotes(tokens: list[Token], quotes: str) -> None:
+    """markdown-it's `process_inlines` for quotes of one character each: the same decisions, in the same
+    order, with the neighbouring characters looked up once and the text searched in place."""
+    stack: list[tuple[int, int, bool, int]] = []  # (token, position, single, level) of quotes that may open
+    for i, token in enumerate(tokens):
+        level = token.level
+        while stack and stack[-1][3] > level:
+            stack.pop()
+        if token.type != "text":
+            continue
+
+        text = token.content
+        pos = 0
+        while True:
+            found = _QUOTE.search(text, pos)
+            if found is None:
+                break
+            at = found.start()
+            pos = at + 1
+            single = text[at] == "'"
+
+            if at > 0:
+                last = text[at - 1]
+            else:
+                last = " "
+                for j in range(i - 1, -1, -1):
+                    if tokens[j].type in ("softbreak", "hardbreak"):
+                        break
+                    if tokens[j].content:
+                        last = tokens[j].content[-1]
+                        break
+            if pos < len(text):
+                following = text[pos]
+            else:
+                following = " "
+                for j in range(i + 1, len(tokens)):
+                    if tokens[j].type in ("softbreak", "hardbreak"):
+                        break
+                    if tokens[j].content:
+                        following = tokens[j].content[0]
+                        break
+
+            last_punct, last_white = _kind(last) if last != " " else _SPACE
+            next_punct, next_white = _kind(following) if following != " " else _SPACE
+            can_open = not next_white and not (next_punct and not (last_white or last_punct))
+            can_close = not last_white and not (last_punct and not (next_white or next_punct))
+            if following == '"' and not single and "0" <= last <= "9":
+                can_open = can_close = False  # 1"" : the first quote is an inch mark
+            if can_open and can_close:  # between punctuation it may do either; inside a word, neither
+                can_open, can_close = last_punct, next_punct
+
+            if not can_open and not can_close:
+                if single:
+                    token.content = token.content[:at] + APOSTROPHE + token.content[at + 1:]
+                continue
+
+            if can_close:
+                closed = False
+                for j in range(len(stack) - 1, -1, -1):
+                    opener, opened_at, opener_single, opener_level = stack[j]
+                    if opener_level < level:
+                        break
+                    if opener_single == single and opener_level == level:
+                        open_quote, close_quote = (quotes[2], quotes[3]) if single else (quotes[0], quotes[1])
+                        token.content = token.content[:at] + close_quote + token.content[at + 1:]
+                        target = tokens[opener]
+                        target.content = target.content[:opened_at] + open_quote + target.content[opened_at + 1:]
+                        text = token.content
+                        del stack[j:]
+                        closed = True
+                        break
+                if closed:
+                    continue
+
+            if can_open:
+                stack.append((i, at, single, level))
+            elif can_close and single:
+                token.content = token.content[:at] + APOSTROPHE + token.content[at + 1:]
+
+
+def smart_quotes(state: StateCore) -> None:
+    """markdown-it's `smartquotes` core rule, with the faster `_quotes` when every quote is one character."""
+    if not state.md.options.typographer:
+        return
+    quotes = state.md.options.quotes
+    if len(quotes) != 4 or any(len(quote) != 1 for quote in quotes):
+        smartquotes(state)
+        return
+    for token in state.tokens:
+        if token.type == "inline" and token.children is not None and ('"' in token.content
+                                                                       or "'" in token.content):
+            _quotes(token.children, "".join(quotes))
