@@ -14,6 +14,8 @@ import functools
 import hashlib
 import os
 import shutil
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import Any, Callable, Iterable, Iterator
 from generator.errors import OutputError
 
 MANIFEST = ".serialist-manifest"
+WRITERS = 2  # threads writing files
+MAX_PENDING = 64  # files handed to them and not yet written, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +227,7 @@ def _make_folder(root: Path, folder: Path) -> None:
     for parent in [*reversed(folder.relative_to(root).parents), folder.relative_to(root)]:
         place = root / parent
         if place != root and (place.is_file() or place.is_symlink()):
-            place.unlink()
+            place.unlink(missing_ok=True)  # (another thread may be at it too)
     folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -252,24 +256,47 @@ def _write_locked(files: Iterable[AnyFile], output: Path) -> int:
     else:
         (spare / MANIFEST).unlink()
     wanted: dict[str, str] = {}
-    written = 0
-    made_dirs: set[Path] = set()
-    for item in files:
-        data = item.data
-        digest = file_hash(data)
-        wanted[item.path] = digest
-        target = spare / item.path
-        if have.get(item.path) == digest and target.is_file():
-            continue
-        if target.parent not in made_dirs:
+
+    def place(path: str, data: bytes, digest: str, new_folder: bool, folder_made: Future[bool] | None) -> bool:
+        """Put one file into the spare; True when its bytes were written (not linked)."""
+        target = spare / path
+        if new_folder:
             _make_folder(spare, target.parent)
-            made_dirs.add(target.parent)
+        elif folder_made is not None:
+            folder_made.result()  # the write that makes the folder, submitted earlier: running or done
         if target.is_dir() and not target.is_symlink():  # an old folder where a file now goes
             shutil.rmtree(target)
-        if current.get(item.path) == digest and _replace_with_link(output / item.path, target):
-            continue
+        if current.get(path) == digest and _replace_with_link(output / path, target):
+            return False
         _replace_with_bytes(data, target)
-        written += 1
+        return True
+
+    # The file system's work (a new folder for every chapter's page) is done on other threads, while this one
+    # takes the next pages from the processes that make them: the system calls let go of the GIL.
+    folders: dict[Path, Future[bool]] = {}  # folder → the write that makes it
+    pending: deque[Future[bool]] = deque()
+    written = 0
+    with ThreadPoolExecutor(WRITERS) as writers:
+        try:
+            for item in files:
+                data = item.data
+                digest = file_hash(data)
+                wanted[item.path] = digest
+                target = spare / item.path
+                if have.get(item.path) == digest and target.is_file():
+                    continue
+                new_folder = target.parent not in folders
+                future = writers.submit(place, item.path, data, digest, new_folder, folders.get(target.parent))
+                if new_folder:
+                    folders[target.parent] = future
+                pending.append(future)
+                while pending and (len(pending) > MAX_PENDING or pending[0].done()):
+                    written += pending.popleft().result()
+            while pending:
+                written += pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
     _remove(spare, [path for path in have if path not in wanted], wanted)
     manifest = "".join(f"{path}\t{wanted[path]}\n" for path in sorted(wanted))
     (spare / MANIFEST).write_text(manifest, "utf-8")
