@@ -172,6 +172,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     del site  # rendered, the chapters no longer hold their Markdown (unless `everything` is kept)
     site = render_site(published, targets, log, markdown_cache,
                        workers=os.cpu_count() or 1, warnings=cache_notes, progress=progress)
+    markdown_cache.close()
     del published
     _release_memory()
     log.raise_if_errors(strict=options.strict)
@@ -186,8 +187,10 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     files: list[AnyFile] = [*pages, *render_feeds(site, now), *render_sitemap(site)]
     stages.done("feeds")
     if options.write:  # `check` has nothing to find in them
-        files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache),
-                              Cache.for_site(root, "xhtml", enabled=options.cache), workers=os.cpu_count() or 1)
+        xhtml_cache = Cache.for_site(root, "xhtml", enabled=options.cache)
+        files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache), xhtml_cache,
+                              workers=os.cpu_count() or 1)
+        xhtml_cache.close()
     _release_memory()
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)

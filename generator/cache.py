@@ -1,19 +1,23 @@
 """A persistent, content-addressed cache in the site's `.serialist-cache/` folder.
 
-Values are plain data (str, int, tuples, lists, dicts) stored with `marshal`,
-which, unlike pickle, cannot run code from a planted file. Entries are keyed by a hash of everything that went into them (source text,
-the settings that matter, the Serialist version), so a stale entry is never
-found rather than ever invalidated. A damaged entry is ignored with a warning
-and recomputed; the cache can be deleted at any time.
+Each namespace (`markdown`, `xhtml`) is one SQLite database (Python's own `sqlite3`): a cold build
+puts thousands of entries, and one file each cost far more to create than rows of one database.
+Values are plain data (str, int, tuples, lists, dicts) stored with `marshal`, which, unlike pickle,
+cannot run code from a planted file. Entries are keyed by a hash of everything that went into them
+(source text, the settings that matter, the Serialist version), so a stale entry is never found rather
+than ever invalidated. A damaged database or entry is ignored with a warning and rebuilt; the cache
+can be deleted at any time.
+
+Only the process that opened a namespace uses it: worker processes send their results back to it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import marshal
+import os
+import sqlite3
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +37,11 @@ def digest(*parts: str | bytes) -> str:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    except FileNotFoundError:  # the folder's first file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -44,40 +51,112 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-@dataclass(frozen=True, slots=True)
 class Cache:
-    """One namespace of the cache (`markdown`, `epub`, …); `enabled=False` makes every lookup miss."""
+    """One namespace of the cache; `enabled=False` makes every lookup miss.
 
-    folder: Path
-    enabled: bool = True
-    writable: bool = True  # False: read what is there, add nothing (`serialist check`)
+    Puts are kept in one transaction until `flush` (or `close`): a build that dies before it leaves the
+    database as it was."""
+
+    def __init__(self, path: Path, enabled: bool = True, writable: bool = True) -> None:
+        self.path = path  # the database
+        self.enabled = enabled
+        self.writable = writable  # False: read what is there, add nothing (`serialist check`)
+        self._db: sqlite3.Connection | None = None
+        self._unusable = False  # not there to read, or not writable here: every lookup misses
+        self._in_transaction = False
 
     @classmethod
     def for_site(cls, root: Path, namespace: str, enabled: bool = True, writable: bool = True) -> "Cache":
-        return cls(root / CACHE_DIR / namespace, enabled, writable)
+        return cls(root / CACHE_DIR / f"{namespace}.sqlite", enabled, writable)
 
-    def _path(self, key: str) -> Path:
-        return self.folder / key[:2] / key[2:]
+    def _open(self, warnings: list[str] | None) -> sqlite3.Connection | None:
+        if self._db is not None or self._unusable or not self.enabled:
+            return self._db
+        if not self.writable and not self.path.is_file():
+            self._unusable = True
+            return None
+        if self.path.is_file() and self.path.stat().st_size == 0:  # emptied: no database, though one was made
+            self._damaged(sqlite3.DatabaseError("empty"), warnings)
+        for attempt in range(2):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=2, isolation_level=None)
+                db.execute("PRAGMA synchronous = OFF")  # a cache: a crash of the machine may lose it, no more
+                db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+                db.execute("SELECT key FROM entries LIMIT 1").fetchall()
+                self._db = db
+                return db
+            except sqlite3.DatabaseError as exc:
+                if attempt or not self._damaged(exc, warnings):
+                    break
+            except OSError:
+                break
+        self._unusable = True
+        return None
+
+    def _damaged(self, exc: sqlite3.DatabaseError, warnings: list[str] | None) -> bool:
+        """After an error from the database: when it is damage, warn, delete it and say so (to start afresh)."""
+        if isinstance(exc, sqlite3.OperationalError) and "malformed" not in str(exc):
+            return False  # locked by another build, or the like: not damage
+        if warnings is not None:
+            warnings.append(f"ignored a damaged cache file {self.path}; it will be rebuilt")
+        self.close(commit=False)
+        if not self.writable:
+            return False
+        for leftover in (self.path, self.path.with_name(self.path.name + "-journal")):
+            try:
+                leftover.unlink()
+            except OSError:
+                pass
+        return True
 
     def get(self, key: str, warnings: list[str] | None = None) -> Any | None:
-        if not self.enabled:
-            return None
-        path = self._path(key)
-        try:
-            data = path.read_bytes()
-        except OSError:
+        db = self._open(warnings)
+        if db is None:
             return None
         try:
-            return marshal.loads(data)
-        except Exception:  # noqa: BLE001 - any damage to a cache file means "not cached"
+            row = db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            if self._damaged(exc, warnings):
+                self._db, self._unusable = None, False  # a fresh database for what this build puts
+            return None
+        if row is None:
+            return None
+        try:
+            return marshal.loads(row[0])
+        except Exception:  # noqa: BLE001 - any damage to an entry means "not cached"
             if warnings is not None:
-                warnings.append(f"ignored a damaged cache file {path}; it will be rebuilt")
+                warnings.append(f"ignored a damaged entry in the cache file {self.path}; it will be rebuilt")
             return None
 
     def put(self, key: str, value: Any) -> None:
         if not (self.enabled and self.writable):
             return
+        db = self._open(None)
+        if db is None:
+            return
         try:
-            atomic_write(self._path(key), marshal.dumps(value))
-        except OSError:
-            pass  # a cache that cannot be written only costs time
+            if not self._in_transaction:
+                db.execute("BEGIN")
+                self._in_transaction = True
+            db.execute("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, marshal.dumps(value)))
+        except sqlite3.Error:
+            self.close(commit=False)  # a cache that cannot be written only costs time
+            self._unusable = True
+
+    def flush(self) -> None:
+        """Make the puts so far last."""
+        if self._db is not None and self._in_transaction:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self.close(commit=False)
+                self._unusable = True
+            self._in_transaction = False
+
+    def close(self, commit: bool = True) -> None:
+        if commit:
+            self.flush()
+        if self._db is not None:
+            self._db.close()
+        self._db, self._in_transaction = None, False

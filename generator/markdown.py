@@ -104,16 +104,33 @@ class LinkTargets:
     files: dict[Path, str] = field(default_factory=dict)  # the stories' other files → URL path (`Asset.url`)
 
 
+def _resolver() -> Callable[[Path], Path]:
+    """`Path.resolve`, with each folder resolved once: a file that is not a symbolic link is its resolved
+    folder's entry (one `lstat` rather than one per part of the path, for each of thousands of chapters)."""
+    folders: dict[Path, Path] = {}
+
+    def resolve(path: Path) -> Path:
+        if path.is_symlink():
+            return path.resolve()
+        folder = folders.get(path.parent)
+        if folder is None:
+            folder = folders[path.parent] = path.parent.resolve()
+        return folder / path.name
+
+    return resolve
+
+
 def link_targets(everything: Site, published: Site) -> LinkTargets:
     """Where each story and chapter file of `everything` is published in `published`, if it is."""
+    resolve = _resolver()
     pages: dict[Path, tuple[str, str]] = {}
     for story in published.stories:
-        pages[story.source.resolve()] = (story.slug, "" if not story.single_file else story.chapters[0].slug)
+        pages[resolve(story.source)] = (story.slug, "" if not story.single_file else story.chapters[0].slug)
         for chapter in story.chapters:
             if not story.single_file:
-                pages[chapter.source.resolve()] = (story.slug, chapter.slug)
-    known = {story.source.resolve() for story in everything.stories}
-    known.update(c.source.resolve() for story in everything.stories for c in story.chapters)
+                pages[resolve(chapter.source)] = (story.slug, chapter.slug)
+    known = {resolve(story.source) for story in everything.stories}
+    known.update(resolve(c.source) for story in everything.stories for c in story.chapters)
     files = {asset.source.resolve(): asset.url for story in published.stories for asset in story.assets}
     return LinkTargets(pages, frozenset(known - pages.keys()), files)
 
@@ -339,6 +356,8 @@ def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, worke
         results[jobs[index].doc_id] = result
         if cache:
             cache.put(keys[index], result)
+    if cache:
+        cache.flush()
     return results
 
 

@@ -456,8 +456,10 @@ def test_unchanged_chapters_are_not_converted_again(make_site, monkeypatch):
     site = make_site(files)
     build(site, BuildOptions(output=site / "output", now=NOW))
     fed: list[str] = []
-    original = epub_module._Xhtml.feed
-    monkeypatch.setattr(epub_module._Xhtml, "feed", lambda self, data: (fed.append(data), original(self, data))[1])
+    for name in ("feed", "feed_plain"):  # HTMLParser's way, and the quick one for plain HTML
+        original = getattr(epub_module._Xhtml, name)
+        monkeypatch.setattr(epub_module._Xhtml, name,
+                            lambda self, data, original=original: (fed.append(data), original(self, data))[1])
     (site / "content/s/3.md").write_text(chapter("C3", body="Changed text."))
     build(site, BuildOptions(output=site / "output", now=NOW))
     assert any("Changed text." in html for html in fed)

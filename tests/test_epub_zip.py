@@ -14,7 +14,7 @@ from conftest import NOW, STORY, chapter
 from generator import epub as epub_module
 from generator.build import build
 from generator.config import BuildOptions
-from generator.epub import EpubCache, _zipfile_zip, deterministic_zip, write_zip
+from generator.epub import _LEVEL, EpubCache, _zipfile_zip, deterministic_zip, write_zip
 
 WHEN = datetime(2025, 2, 3, 4, 5, 7, tzinfo=timezone.utc)
 
@@ -29,7 +29,7 @@ def reference(entries: list[tuple[str, bytes]], when: datetime) -> bytes:
             info.create_system = 3
             info.external_attr = 0o100644 << 16
             info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
-            target.writestr(info, data, compresslevel=6)
+            target.writestr(info, data, compresslevel=_LEVEL)
     return out.getvalue()
 
 
