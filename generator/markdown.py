@@ -23,7 +23,7 @@ from markdown_it.token import Token
 from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
-from generator import typography
+from generator import markdown_rules
 from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
@@ -75,8 +75,9 @@ def _scene_break(self, tokens, idx, options, env) -> str:  # noqa: ANN001 (markd
 def markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"typographer": True, "html": True})
     md.enable(["replacements", "smartquotes", "strikethrough", "table"])
-    md.core.ruler.at("replacements", typography.replace)
-    md.core.ruler.at("smartquotes", typography.smart_quotes)
+    md.core.ruler.at("normalize", markdown_rules.normalize)
+    md.core.ruler.at("replacements", markdown_rules.replace)
+    md.core.ruler.at("smartquotes", markdown_rules.smart_quotes)
     md.use(footnote_plugin)
     md.use(anchors_plugin, min_level=1, max_level=6)
     md.add_render_rule("hr", _scene_break)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def stock() -> MarkdownIt:
-    """The same parser with markdown-it-py's own `replacements` and `smartquotes` rules."""
+    """The same parser with markdown-it-py's own `normalize`, `replacements` and `smartquotes` rules."""
     md = MarkdownIt("commonmark", {"typographer": True, "html": True})
     md.enable(["replacements", "smartquotes", "strikethrough", "table"])
     md.use(footnote_plugin)
@@ -31,7 +31,7 @@ TYPOGRAPHY = st.lists(st.one_of(
                      "+-", "(c)", "(TM)", "(r)", "…", " ", "\n", "a", "word", '"', "'", "<https://x.org/a--b...>",
                      "`code -- ...`", "*", "[l](u--v)", "\u00a0", "日本", "1", "\t", "\u2003", "\x85", "\x1c",
                      "  \n", "\n\n", "_", "**", "<b>", "</b>", "`'q'`", "(", ")", "\u2014", "\u201c", "\u2019",
-                     "[^1]", "\n\n[^1]: n", "0", "9", "> ", "~~", "\\'", "&quot;", "?…", "!..", "a--b", " -- ", "\n--"]),
+                     "[^1]", "\n\n[^1]: n", "0", "9", "> ", "~~", "\r\n", "\r", "\x00", "\\'", "&quot;", "?…", "!..", "a--b", " -- ", "\n--"]),
     st.text(max_size=5)), max_size=40).map("".join)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import tree_bytes
-from generator.output import MANIFEST, LazyFile, OutputFile, write_output
+from generator.output import MANIFEST, MAX_PENDING, LazyFile, OutputFile, write_output
 
 
 def files_of(tree: dict[str, bytes]) -> list[OutputFile]:
@@ -43,21 +43,24 @@ def test_paths_that_change_between_file_and_folder(tmp_path):
 
 
 def test_files_are_written_as_they_are_made(tmp_path):
-    """A page's bytes are made only when it is written: the one before it is on disk already."""
+    """A page's bytes are made only when it is about to be written: no more than `MAX_PENDING` pages made
+    before it are still waiting for the writing threads, so a build never holds every page at once."""
     output = tmp_path / "output"
     made: list[str] = []
+    count = 4 * MAX_PENDING
 
-    def page(name: str, previous: str | None) -> LazyFile:
+    def page(index: int) -> LazyFile:
         def make() -> bytes:
-            if previous is not None:
-                assert any(p.name == previous for p in tmp_path.rglob(previous)), f"{previous} not written yet"
-            made.append(name)
-            return name.encode()
-        return LazyFile(name, make)
+            earlier = index - MAX_PENDING - 2
+            if earlier >= 0:
+                assert list(tmp_path.rglob(f"{earlier}.html")), f"{earlier}.html is not written yet"
+            made.append(f"{index}.html")
+            return f"page {index}".encode()
+        return LazyFile(f"{index}.html", make)
 
-    write_output([page("one.html", None), page("two.html", "one.html"), page("three.html", "two.html")], output)
-    assert made == ["one.html", "two.html", "three.html"]
-    assert ours(output) == {"one.html": b"one.html", "two.html": b"two.html", "three.html": b"three.html"}
+    write_output([page(index) for index in range(count)], output)
+    assert made == [f"{index}.html" for index in range(count)]
+    assert ours(output) == {f"{index}.html": f"page {index}".encode() for index in range(count)}
 
 
 def test_a_page_failing_mid_write_leaves_the_output_as_it_was(tmp_path):

@@ -1,9 +1,10 @@
-"""markdown-it-py's typographer rules (`replacements`, `smartquotes`), rewritten to give the same text faster.
+"""markdown-it-py's core rules `normalize`, `replacements` and `smartquotes`, rewritten: the same text, faster.
 
-Prose is full of what they look for (dashes, ellipses, quotes, apostrophes): the stock rules run three
-regular expressions that cannot skip ahead over every paragraph with a `--`, and look each quote up
-through several generic helpers. These versions find the same spots with cheap scans and decide each
-one as the stock rules do. `tests/test_markdown_speedups.py` checks them against the stock rules.
+Prose is full of what the typographer rules look for (dashes, ellipses, quotes, apostrophes): the stock
+rules run three regular expressions that cannot skip ahead over every paragraph with a `--`, and look
+each quote up through several generic helpers. These versions find the same spots with cheap scans and
+decide each one as the stock rules do. `normalize` skips its substitutions when there is nothing to
+substitute. `tests/test_markdown_speedups.py` checks them against the stock rules.
 """
 
 from __future__ import annotations
@@ -12,10 +13,25 @@ import re
 from functools import lru_cache
 
 from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
+from markdown_it.rules_core.normalize import NEWLINES_RE, NULL_RE
 from markdown_it.rules_core import replacements
 from markdown_it.rules_core.smartquotes import APOSTROPHE, smartquotes
 from markdown_it.rules_core.state_core import StateCore
 from markdown_it.token import Token
+
+# --- normalize -------------------------------------------------------------------------------------------------
+
+
+def normalize(state: StateCore) -> None:
+    """markdown-it's `normalize` (line ends to `\\n`, NUL to U+FFFD), without its two passes over a text that
+    has neither a carriage return nor a NUL."""
+    text = state.src
+    if "\r" in text:
+        text = NEWLINES_RE.sub("\n", text)
+    if "\0" in text:
+        text = NULL_RE.sub("\ufffd", text)
+    state.src = text
+
 
 # --- replacements ----------------------------------------------------------------------------------------------
 
@@ -47,13 +63,18 @@ def _dash(text: str, match: re.Match[str]) -> str:
     return run
 
 
+def _rare(text: str) -> bool:
+    """`RARE_RE.search(text)`, with `in` (a regular expression of alternatives reads every character slowly)."""
+    return "--" in text or ".." in text or ",," in text or "+-" in text or "????" in text or "!!!!" in text
+
+
 def _replace_rare(tokens: list[Token]) -> None:
     """markdown-it's `replace_rare` (dashes, ellipses, `+-`, `!!!!`, `,,`), each substitution skipped where
     a substring it needs is missing, and the dashes found by their runs."""
     inside_autolink = 0
     for token in tokens:
         text = token.content
-        if token.type == "text" and not inside_autolink and replacements.RARE_RE.search(text):
+        if token.type == "text" and not inside_autolink and _rare(text):
             if "+-" in text:
                 text = replacements.PLUS_MINUS_RE.sub("±", text)
             if ".." in text:
@@ -83,14 +104,11 @@ def replace(state: StateCore) -> None:
             continue
         if "(" in token.content and replacements.SCOPED_ABBR_RE.search(token.content):
             replacements.replace_scoped(token.children)
-        if replacements.RARE_RE.search(token.content):
+        if _rare(token.content):
             _replace_rare(token.children)
 
 
 # --- smart quotes ----------------------------------------------------------------------------------------------
-
-_QUOTE = re.compile(r"['\"]")
-
 
 @lru_cache(maxsize=4096)
 def _kind(char: str) -> tuple[bool, bool]:
@@ -114,14 +132,27 @@ def _quotes(tokens: list[Token], quotes: str) -> None:
             continue
 
         text = token.content
-        pos = 0
-        while True:
-            found = _QUOTE.search(text, pos)
-            if found is None:
-                break
-            at = found.start()
+        # The next of each quote, found with `str.find` (a regular expression for either is several times
+        # slower). Quotes are only replaced at or before the one looked at, so what lies after stays put.
+        next_single, next_double = text.find("'"), text.find('"')
+        while next_single >= 0 or next_double >= 0:
+            single = next_double < 0 or 0 <= next_single < next_double
+            if single:
+                at, next_single = next_single, text.find("'", next_single + 1)
+            else:
+                at, next_double = next_double, text.find('"', next_double + 1)
             pos = at + 1
-            single = text[at] == "'"
+
+            if 0 < at and pos < len(text):  # the common cases, quickly: what the rest decides for them
+                last, following = text[at - 1], text[pos]
+                if following.isalnum():  # letters and digits are neither punctuation nor space
+                    if last.isalnum():  # inside a word: an apostrophe, or a straight double quote
+                        if single:
+                            token.content = token.content[:at] + APOSTROPHE + token.content[at + 1:]
+                        continue
+                    if last == " ":  # before a word: may open
+                        stack.append((i, at, single, level))
+                        continue
 
             if at > 0:
                 last = text[at - 1]
