@@ -28,12 +28,12 @@ CACHE_DIR = ".serialist-cache"
 
 def digest(*parts: str | bytes) -> str:
     """A hex key for `parts` (with the Serialist version, so an upgrade starts afresh)."""
-    h = hashlib.blake2b(__version__.encode(), digest_size=20)
+    h = hashlib.sha256(__version__.encode())
     for part in parts:
         data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
-    return h.hexdigest()
+    return h.hexdigest()[:40]
 
 
 def atomic_write(path: Path, data: bytes) -> None:

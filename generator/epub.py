@@ -842,7 +842,7 @@ def cache_key(site: Site, story: Story, images: dict[str, bytes], series: tuple[
     """A hash of everything that goes into the story's EPUB (and the Serialist version, with `digest`),
     after `_code_tag()`. The chapters' texts (megabytes) are hashed; the rest goes in as its `repr`, but
     for `body`, the Markdown, which is in the book only as the `html` made from it."""
-    texts = hashlib.blake2b(digest_size=20)
+    texts = hashlib.sha256()
     for chapter in story.chapters:
         for name in _TEXTS:
             text = getattr(chapter, name).encode("utf-8", "surrogatepass")

@@ -158,7 +158,8 @@ def _locked(output: Path) -> Iterator[None]:
 
 
 def file_hash(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    """A digest of the bytes (SHA-256: twice as fast as BLAKE2 on processors with SHA instructions)."""
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def write_output(files: Iterable[AnyFile], output: Path) -> int:

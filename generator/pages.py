@@ -110,6 +110,21 @@ class PageRenderer:
         self.env = env
         self.has_feeds = bool(site.config.base_url)
         self.taxonomy = build_taxonomy(site)
+        self._fragments: dict[tuple[Any, ...], Any] = {}  # see `_once`
+
+    def _once(self, link: Linker) -> Callable[..., Any]:
+        """The templates' `once(macro, story, …)`: what `macro(story, …)` gives, made once for all the pages of
+        the story at the same depth (so the same relative links): for a fragment that depends on nothing else,
+        like the story's metadata on every chapter page."""
+        root = link.root
+
+        def once(macro: Any, story: Story, *args: Any) -> Any:
+            key = (root, getattr(macro, "name", macro), story.slug, args)
+            if key not in self._fragments:
+                self._fragments[key] = macro(story, *args)
+            return self._fragments[key]
+
+        return once
 
     def _link(self, page: str) -> Linker:
         return Linker(page, self.site.config.base_url)
@@ -134,6 +149,7 @@ class PageRenderer:
             feeds=feeds,
             has_feeds=self.has_feeds,
             taxonomy=self.taxonomy,
+            once=self._once(link),
             **context,
         )
         return OutputFile(urls.file_of(link.page), html.encode("utf-8"))
