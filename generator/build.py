@@ -147,7 +147,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     # Only a build that has work to do pays for importing the heavy stages.
     from generator.assets import copy_assets
     from generator.epub import EpubCache, render_epubs
-    from generator.feeds import render_feeds, render_sitemap
+    from generator.feeds import feed_files, render_sitemap
     from generator.load import load_site
     from generator.markdown import link_targets, render_site
     from generator.pages import render_pages
@@ -184,7 +184,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     except jinja2_errors() as exc:
         raise ContentError([template_problem(exc, theme)]) from None
     stages.done("pages")
-    files: list[AnyFile] = [*pages, *render_feeds(site, now), *render_sitemap(site)]
+    files: list[AnyFile] = [*pages, *feed_files(site, now), *render_sitemap(site)]
     stages.done("feeds")
     if options.write:  # `check` has nothing to find in them
         xhtml_cache = Cache.for_site(root, "xhtml", enabled=options.cache)

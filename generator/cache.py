@@ -64,12 +64,15 @@ class Cache:
         self._db: sqlite3.Connection | None = None
         self._unusable = False  # not there to read, or not writable here: every lookup misses
         self._in_transaction = False
+        self._process = os.getpid()  # a process forked from this one finds nothing and keeps nothing
 
     @classmethod
     def for_site(cls, root: Path, namespace: str, enabled: bool = True, writable: bool = True) -> "Cache":
         return cls(root / CACHE_DIR / f"{namespace}.sqlite", enabled, writable)
 
     def _open(self, warnings: list[str] | None) -> sqlite3.Connection | None:
+        if os.getpid() != self._process:  # SQLite's connections must not cross a fork, nor builds' processes
+            return None                   # contend for its one writer
         if self._db is not None or self._unusable or not self.enabled:
             return self._db
         if not self.writable and not self.path.is_file():

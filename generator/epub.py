@@ -915,7 +915,7 @@ def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | 
     assets = {asset.path: asset for story in site.stories for asset in story.assets}
     taxonomy = build_taxonomy(site)
     books: list[bytes | None] = []
-    todo: list[Callable[[int], bytes]] = []  # how to make each book that is not in the cache
+    todo: list[Callable[[int, Cache | None], bytes]] = []  # how to make each book that is not in the cache
     for story in site.stories:
         part = taxonomy.part_of(story)
         series = (part.number, part.series) if part is not None else None
@@ -923,15 +923,16 @@ def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | 
         key = cache_key(site, story, images, series)
         books.append(cache.get(story.slug, key) if cache is not None else None)
         if books[-1] is None:
-            todo.append(partial(_make_and_keep, site, story, assets, images, series, converted, cache, key))
+            todo.append(partial(_make_and_keep, site, story, assets, images, series, cache, key))
     make = dict(zip([index for index, book in enumerate(books) if book is None], todo))
     short = [index for index in make if len(site.stories[index].chapters) < PARALLEL_CHAPTERS]
     if workers > 1 and len(short) > 1 and can_fork():
-        for chunk, results in in_workers(lambda index: make[index](1), [[index] for index in short], workers):
+        # Without the XHTML cache, which only this process uses (a short story's chapters convert quickly).
+        for chunk, results in in_workers(lambda index: make[index](1, None), [[index] for index in short], workers):
             books[chunk[0]] = results[0]
     for index, made in make.items():
         if books[index] is None:
-            books[index] = made(workers)
+            books[index] = made(workers, converted)
     files = []
     for story, book in zip(site.stories, books):
         assert book is not None
@@ -940,8 +941,8 @@ def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | 
 
 
 def _make_and_keep(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
-                   series: tuple[int, str] | None, converted: Cache | None, cache: EpubCache | None, key: str,
-                   workers: int) -> bytes:
+                   series: tuple[int, str] | None, cache: EpubCache | None, key: str,
+                   workers: int, converted: Cache | None) -> bytes:
     """The story's EPUB, made (from the previous one where it can) and put in the cache."""
     previous = cache.previous(story.slug, key) if cache is not None else None
     data = make_epub(site, story, assets, images, series, converted, previous, workers)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
+from functools import partial
 from email.utils import format_datetime
 from urllib.parse import quote, urljoin
 
 from generator import urls
 from generator.model import Chapter, Site, Story
-from generator.output import OutputFile
+from generator.output import LazyFile, OutputFile
 from generator.pages import linked_chapter
 from generator.taxonomy import build_taxonomy
 
@@ -86,26 +87,32 @@ def _newest(items: list[tuple[Story, Chapter]], now: datetime, limit: int) -> li
     return dated[:limit]
 
 
-def render_feeds(site: Site, now: datetime, stories: frozenset[str] | None = None) -> list[OutputFile]:
-    """The site's feed and each story's (only those named in `stories`, when given)."""
+def feed_files(site: Site, now: datetime, stories: frozenset[str] | None = None) -> list[LazyFile]:
+    """The site's feed and each story's (only those named in `stories`, when given), each made when it is
+    written (a feed holds whole chapters: with many stories, that is work for the page workers too)."""
     config = site.config
     base = config.base_url
     if not base:
         return []
     limit = config.feed_items
-    files = []
     everything = [(s, c) for s in site.stories for c in s.chapters]
-    files.append(OutputFile(urls.SITE_FEED, _rss(
-        config.title, base, base + urls.SITE_FEED, config.description, config.language,
-        _newest(everything, now, limit), base)))
+    site_items = _newest(everything, now, limit)
+    files = [LazyFile(urls.SITE_FEED, partial(_rss, config.title, base, base + urls.SITE_FEED, config.description,
+                                              config.language, site_items, base), len(site_items))]
     for story in site.stories:
         if stories is not None and story.slug not in stories:
             continue
-        files.append(OutputFile(urls.story_feed_path(story), _rss(
-            f"{story.title} - {config.title}", base + urls.story_path(story),
+        items = _newest([(story, c) for c in story.chapters], now, limit)
+        files.append(LazyFile(urls.story_feed_path(story), partial(
+            _rss, f"{story.title} - {config.title}", base + urls.story_path(story),
             base + urls.story_feed_path(story), f"New chapters of {story.title} by {story.author}",
-            story.language, _newest([(story, c) for c in story.chapters], now, limit), base)))
+            story.language, items, base), len(items)))
     return files
+
+
+def render_feeds(site: Site, now: datetime, stories: frozenset[str] | None = None) -> list[OutputFile]:
+    """`feed_files`, made now."""
+    return [OutputFile(file.path, file.make()) for file in feed_files(site, now, stories)]
 
 
 def render_sitemap(site: Site) -> list[OutputFile]:
