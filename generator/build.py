@@ -186,11 +186,10 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     stages.done("pages")
     files: list[AnyFile] = [*pages, *feed_files(site, now), *render_sitemap(site)]
     stages.done("feeds")
+    xhtml_cache = Cache.for_site(root, "xhtml", enabled=options.cache)  # open until the books are written
     if options.write:  # `check` has nothing to find in them
-        xhtml_cache = Cache.for_site(root, "xhtml", enabled=options.cache)
         files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache), xhtml_cache,
                               workers=os.cpu_count() or 1)
-        xhtml_cache.close()
     _release_memory()
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)
@@ -210,6 +209,8 @@ def build_with_snapshot(root: Path, options: BuildOptions,
                 page.make()
     except jinja2_errors() as exc:
         raise ContentError([template_problem(exc, theme)]) from None
+    finally:
+        xhtml_cache.close()
     stages.done("render pages and write")
 
     warnings = list(log.warnings) + [Problem(root / CACHE_DIR, None, note, "warning") for note in cache_notes]

@@ -8,7 +8,9 @@ cannot run code from a planted file. Entries are keyed by a hash of everything t
 than ever invalidated. A damaged database or entry is ignored with a warning and rebuilt; the cache
 can be deleted at any time.
 
-Only the process that opened a namespace uses it: worker processes send their results back to it.
+A worker process forked from the build uses a connection of its own (SQLite's connections must not
+cross a fork), and writes what it put in one short transaction when it flushes, so that processes
+seldom wait for each other's writes.
 """
 
 from __future__ import annotations
@@ -64,15 +66,33 @@ class Cache:
         self._db: sqlite3.Connection | None = None
         self._unusable = False  # not there to read, or not writable here: every lookup misses
         self._in_transaction = False
-        self._process = os.getpid()  # a process forked from this one finds nothing and keeps nothing
+        self._process = os.getpid()  # the process that made this object
+        self._forked: tuple[int, sqlite3.Connection | None] | None = None  # (a forked process, its connection)
+        self._later: dict[str, bytes] = {}  # (in a forked process) what it put, written when it flushes
 
     @classmethod
     def for_site(cls, root: Path, namespace: str, enabled: bool = True, writable: bool = True) -> "Cache":
         return cls(root / CACHE_DIR / f"{namespace}.sqlite", enabled, writable)
 
+    def _in_fork(self) -> sqlite3.Connection | None:
+        """(In a process forked from the one that made this object.) A connection of its own."""
+        process = os.getpid()
+        if self._forked is None or self._forked[0] != process:
+            db: sqlite3.Connection | None = None
+            if self.enabled and (self.writable or self.path.is_file()):
+                try:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+                    db.execute("PRAGMA synchronous = OFF")
+                    db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+                except (sqlite3.Error, OSError):
+                    db = None  # (damage is dealt with by the process that made this object)
+            self._forked, self._later = (process, db), {}
+        return self._forked[1]
+
     def _open(self, warnings: list[str] | None) -> sqlite3.Connection | None:
-        if os.getpid() != self._process:  # SQLite's connections must not cross a fork, nor builds' processes
-            return None                   # contend for its one writer
+        if os.getpid() != self._process:
+            return self._in_fork()
         if self._db is not None or self._unusable or not self.enabled:
             return self._db
         if not self.writable and not self.path.is_file():
@@ -120,6 +140,8 @@ class Cache:
         try:
             row = db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
         except sqlite3.DatabaseError as exc:
+            if os.getpid() != self._process:
+                return None  # (the process that writes deals with damage)
             if self._damaged(exc, warnings):
                 self._db, self._unusable = None, False  # a fresh database for what this build puts
             return None
@@ -135,6 +157,10 @@ class Cache:
     def put(self, key: str, value: Any) -> None:
         if not (self.enabled and self.writable):
             return
+        if os.getpid() != self._process:
+            if self._in_fork() is not None:
+                self._later[key] = marshal.dumps(value)
+            return
         db = self._open(None)
         if db is None:
             return
@@ -149,6 +175,21 @@ class Cache:
 
     def flush(self) -> None:
         """Make the puts so far last."""
+        if os.getpid() != self._process:
+            db = self._in_fork()
+            if db is not None and self._later:
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", self._later.items())
+                    db.execute("COMMIT")
+                except sqlite3.Error:  # locked too long by another process, or the like: only costs time
+                    try:
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+            self._later = {}
+            return
         if self._db is not None and self._in_transaction:
             try:
                 self._db.execute("COMMIT")
@@ -158,6 +199,13 @@ class Cache:
             self._in_transaction = False
 
     def close(self, commit: bool = True) -> None:
+        if os.getpid() != self._process:  # a forked process: its own connection, never the one it inherited
+            if commit:
+                self.flush()
+            if self._forked is not None and self._forked[0] == os.getpid() and self._forked[1] is not None:
+                self._forked[1].close()
+            self._forked = None
+            return
         if commit:
             self.flush()
         if self._db is not None:

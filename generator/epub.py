@@ -46,7 +46,7 @@ from generator.cache import CACHE_DIR, Cache, atomic_write, digest
 from generator.config import SiteConfig
 from generator.markdown import LINK_SCHEME
 from generator.model import Asset, Chapter, Site, Story
-from generator.output import OutputFile
+from generator.output import AnyFile, LazyFile, OutputFile
 from generator.pages import end_notice
 from generator.parallel import can_fork, in_workers
 from generator.taxonomy import build_taxonomy
@@ -569,6 +569,7 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
 
 
 PARALLEL_CHAPTERS = 200  # chapters to convert before other processes pay off
+EARLY_WORDS = 2_000_000  # a story up to this long has its book made by a page worker (see `render_epubs`)
 
 
 def _add_chapters(book: _Book, story: Story, workers: int) -> None:
@@ -906,46 +907,43 @@ class EpubCache:
 
 
 def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | None = None,
-                 workers: int = 1) -> list[OutputFile]:
-    """The EPUB of every story; from the cache when nothing that goes into it changed, and otherwise
-    with the XHTML of unchanged chapters from `converted`.
+                 workers: int = 1) -> list[AnyFile]:
+    """The EPUB of every story: from the cache when nothing that goes into it changed, and otherwise made
+    when it is written, with the XHTML of unchanged chapters from `converted`.
 
-    With `workers`, a long story's chapters are converted in that many processes, and the books of
-    shorter stories are made side by side, one story to a process at a time."""
+    A book to make is an `early` `LazyFile`: when the pages are made in worker processes, one of them makes
+    the book while the others make pages (see `parallel.made`). The book of a story longer than
+    `EARLY_WORDS` is made now, its chapters converted in `workers` processes: a worker making it would
+    need its own memory for all of it."""
     assets = {asset.path: asset for story in site.stories for asset in story.assets}
     taxonomy = build_taxonomy(site)
-    books: list[bytes | None] = []
-    todo: list[Callable[[int, Cache | None], bytes]] = []  # how to make each book that is not in the cache
+    files: list[AnyFile] = []
     for story in site.stories:
         part = taxonomy.part_of(story)
         series = (part.number, part.series) if part is not None else None
         images = _inputs(site, story, assets)
         key = cache_key(site, story, images, series)
-        books.append(cache.get(story.slug, key) if cache is not None else None)
-        if books[-1] is None:
-            todo.append(partial(_make_and_keep, site, story, assets, images, series, cache, key))
-    make = dict(zip([index for index, book in enumerate(books) if book is None], todo))
-    short = [index for index in make if len(site.stories[index].chapters) < PARALLEL_CHAPTERS]
-    if workers > 1 and len(short) > 1 and can_fork():
-        # Without the XHTML cache, which only this process uses (a short story's chapters convert quickly).
-        for chunk, results in in_workers(lambda index: make[index](1, None), [[index] for index in short], workers):
-            books[chunk[0]] = results[0]
-    for index, made in make.items():
-        if books[index] is None:
-            books[index] = made(workers, converted)
-    files = []
-    for story, book in zip(site.stories, books):
-        assert book is not None
-        files.append(OutputFile(urls.epub_path(story), book))
+        book = cache.get(story.slug, key) if cache is not None else None
+        if book is not None:
+            files.append(OutputFile(urls.epub_path(story), book))
+            continue
+        make = partial(_make_and_keep, site, story, assets, images, series, cache, key, converted,
+                       os.getpid(), workers)
+        if story.words > EARLY_WORDS:  # made now: a worker would hold this long book besides what it shares
+            files.append(OutputFile(urls.epub_path(story), make()))
+        else:
+            files.append(LazyFile(urls.epub_path(story), make, weight=len(story.chapters) + 1, early=True))
     return files
 
 
 def _make_and_keep(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
                    series: tuple[int, str] | None, cache: EpubCache | None, key: str,
-                   workers: int, converted: Cache | None) -> bytes:
-    """The story's EPUB, made (from the previous one where it can) and put in the cache."""
+                   converted: Cache | None, build: int, workers: int = 1) -> bytes:
+    """The story's EPUB, made (from the previous one where it can) and put in the cache; in the `build`
+    process with `workers`, alone in a worker process."""
     previous = cache.previous(story.slug, key) if cache is not None else None
-    data = make_epub(site, story, assets, images, series, converted, previous, workers)
+    data = make_epub(site, story, assets, images, series, converted, previous,
+                     workers if os.getpid() == build else 1)
     if cache is not None:
         cache.put(story.slug, key, data)
     return data

@@ -43,6 +43,7 @@ class LazyFile:
     path: str
     make: Callable[[], bytes]
     weight: int = 1  # how big it is likely to be, in pages of a chapter (a page of the whole work: its chapters)
+    early: bool = False  # long to make: started before the others when they are made in worker processes
 
     @property
     def data(self) -> bytes:

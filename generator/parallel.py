@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, Sequence
 
 from generator.output import AnyFile, LazyFile, OutputFile
@@ -67,9 +67,10 @@ def _run(indices: list[int]) -> list[bytes]:
 
 
 def in_workers(task: Callable[[int], bytes], chunks: Iterable[list[int]],
-               workers: int) -> Iterator[tuple[list[int], list[bytes]]]:
-    """(chunk, `task` of each index in it) for every chunk, in order, done in `workers` processes forked
-    from this one, which share its memory (nothing is pickled but the indices and the bytes).
+               workers: int, ordered: bool = True) -> Iterator[tuple[list[int], list[bytes]]]:
+    """(chunk, `task` of each index in it) for every chunk, done in `workers` processes forked from this
+    one, which share its memory (nothing is pickled but the indices and the bytes); in order, or with
+    `ordered=False` as they are done (a long chunk does not hold up the others).
 
     Only a few chunks are ahead of the caller, so results do not pile up. A chunk that fails in a worker
     is done here again, so that its error is raised as it is. Call only when `can_fork()`.
@@ -88,7 +89,13 @@ def in_workers(task: Callable[[int], bytes], chunks: Iterable[list[int]],
         while waiting and len(futures) < workers * 3:
             submit()
         while futures:
-            chunk, future = futures.popleft()
+            if ordered:
+                chunk, future = futures.popleft()
+            else:
+                wait([future for _, future in futures], return_when=FIRST_COMPLETED)
+                position = next(i for i, (_, future) in enumerate(futures) if future.done())
+                chunk, future = futures[position]
+                del futures[position]
             if waiting:
                 submit()
             try:
@@ -119,21 +126,24 @@ def _chunks(files: Sequence[AnyFile], lazy: list[int]) -> Iterator[list[int]]:
 
 def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no_progress) -> Iterator[AnyFile]:
     """`files` in order, the bytes of each `LazyFile` made in `workers` forked processes when there are enough
-    of them and forking is safe (else here, as each is asked for)."""
+    of them and forking is safe (else here, as each is asked for). The `early` ones are started first,
+    so that a worker makes them while the others make the pages."""
     lazy = [index for index, file in enumerate(files) if isinstance(file, LazyFile)]
     if workers < 2 or len(lazy) < PARALLEL_PAGES or not can_fork():
         for done, file in enumerate(files, start=1):
             yield file
             progress("Rendering pages", done, len(files))
         return
-    batches = in_workers(lambda index: files[index].data, _chunks(files, lazy), workers)
+    early = {index for index in lazy if files[index].early}  # type: ignore[union-attr]
+    chunks = [*([index] for index in sorted(early)), *_chunks(files, [index for index in lazy if index not in early])]
+    batches = in_workers(lambda index: files[index].data, chunks, workers, ordered=False)
     try:
         ready: dict[int, bytes] = {}
         for done, (index, file) in enumerate(enumerate(files), start=1):
             if isinstance(file, LazyFile):
-                if not ready:
+                while index not in ready:
                     chunk, datas = next(batches)
-                    ready = dict(zip(chunk, datas))
+                    ready.update(zip(chunk, datas))
                 file = OutputFile(file.path, ready.pop(index))
             yield file
             progress("Rendering pages", done, len(files))

@@ -177,8 +177,9 @@ def test_texts_that_may_link_are_keyed_on_the_link_targets(text, links):
     assert may_link(text) is links
 
 
-def test_a_forked_process_leaves_the_cache_alone(tmp_path):
-    """Worker processes forked from a build neither read nor write its SQLite cache (only the build does)."""
+def test_a_forked_process_uses_a_connection_of_its_own(tmp_path):
+    """A worker process forked from a build reads and writes the SQLite cache through a connection of its own
+    (one must not cross a fork), writing what it put when it flushes; the build's connection goes on working."""
     import os
 
     from generator.cache import Cache
@@ -192,10 +193,14 @@ def test_a_forked_process_leaves_the_cache_alone(tmp_path):
         found = cache.get("kept")
         cache.put("from a worker", 1)
         cache.flush()
-        os.write(write, b"none" if found is None else b"found")
+        inherited = cache._db  # the build's connection: never used here
+        cache.close()
+        os.write(write, repr((found, inherited is not None)).encode())
         os._exit(0)
     os.close(write)
     os.waitpid(child, 0)
-    assert os.read(read, 16) == b"none"
-    assert cache.get("kept") == "by the build" and cache.get("from a worker") is None
+    assert os.read(read, 64) == b"('by the build', True)"
+    cache.put("after", 2)  # the build's own connection still works
+    assert cache.get("kept") == "by the build" and cache.get("from a worker") == 1 and cache.get("after") == 2
     cache.close()
+    assert Cache.for_site(tmp_path, "markdown").get("after") == 2

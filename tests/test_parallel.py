@@ -26,6 +26,27 @@ def test_pages_are_made_in_other_processes_in_order():
     assert os.getpid() not in makers and len(makers) >= 1
 
 
+def test_a_long_early_file_does_not_hold_up_the_pages():
+    """An `early` file (a book) is started first and made while the other worker makes the pages, even
+    pages far beyond what is kept ahead of the writer: here the book waits for the 400th page."""
+    import multiprocessing
+
+    page_400_made = multiprocessing.get_context("fork").Event()
+
+    def book() -> bytes:
+        return b"after page 400" if page_400_made.wait(timeout=20) else b"timed out"
+
+    def page_400() -> bytes:
+        page_400_made.set()
+        return b"page 400"
+
+    files = [*(page(i) for i in range(400)), LazyFile("p/400.html", page_400),
+             *(page(i) for i in range(401, 500)), LazyFile("book.epub", book, weight=60, early=True)]
+    out = {f.path: f.data for f in made(files, workers=2)}
+    assert out["book.epub"] == b"after page 400"
+    assert list(out) == [f.path for f in files]
+
+
 def test_few_pages_are_made_here():
     out = list(made([page(i) for i in range(5)], workers=2))
     assert {f.data.decode().split(" by ")[1] for f in out} == {str(os.getpid())}
@@ -75,6 +96,7 @@ def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site
 
     used = []
     monkeypatch.setattr(epub, "PARALLEL_CHAPTERS", 2)
+    monkeypatch.setattr(epub, "EARLY_WORDS", 0)  # a long story's book: made in the EPUB stage
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(epub, "in_workers", lambda *args: used.append(1) or in_workers(*args))
     build(other, BuildOptions(output=other / "output", now=NOW, cache=False))
@@ -82,11 +104,12 @@ def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site
     assert (other / "output/s/s.epub").read_bytes() == (site / "output/s/s.epub").read_bytes()
 
 
-def test_books_of_several_stories_made_side_by_side_are_the_books_made_one_by_one(make_site, monkeypatch, tmp_path):
+def test_books_made_by_page_workers_are_the_books_made_here(make_site, monkeypatch, tmp_path):
+    """Shorter stories' books are made by the page workers, beside the pages: the same bytes as made here."""
     import shutil
 
     from conftest import NOW, STORY, chapter
-    from generator import epub
+    from generator import epub, parallel
     from generator.build import build
     from generator.config import BuildOptions
 
@@ -101,10 +124,19 @@ def test_books_of_several_stories_made_side_by_side_are_the_books_made_one_by_on
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
 
-    used = []
+    log = tmp_path / "makers.txt"  # a file: the books are made in other processes
+    real = epub.make_epub
+
+    def logged(*args, **kwargs):  # noqa: ANN002, ANN003
+        with log.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(epub, "make_epub", logged)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(epub, "in_workers", lambda *args: used.append(1) or in_workers(*args))
+    monkeypatch.setattr(parallel, "PARALLEL_PAGES", 1)
     build(other, BuildOptions(output=other / "output", now=NOW, cache=False))
-    assert used, "the books were not made in workers"
+    makers = log.read_text().split()
+    assert len(makers) == 3 and str(os.getpid()) not in makers, "the books were not made in workers"
     for story in ("a", "b", "c"):
         assert (other / f"output/{story}/{story}.epub").read_bytes() == (site / f"output/{story}/{story}.epub").read_bytes()
