@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -100,6 +101,9 @@ class Cache:
             return None
         if self.path.is_file() and self.path.stat().st_size == 0:  # emptied: no database, though one was made
             self._damaged(sqlite3.DatabaseError("empty"), warnings)
+        old_layout = self.path.with_suffix("")  # a folder of one file per entry, from before the database
+        if self.writable and old_layout.is_dir():
+            shutil.rmtree(old_layout, ignore_errors=True)
         for attempt in range(2):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

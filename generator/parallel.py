@@ -14,6 +14,7 @@ import os
 import signal
 import threading
 from collections import deque
+from functools import partial
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -124,6 +125,25 @@ def _chunks(files: Sequence[AnyFile], lazy: list[int]) -> Iterator[list[int]]:
         yield chunk
 
 
+def _make(files: Sequence[AnyFile], index: int) -> bytes:
+    """(In a worker process.) The file's bytes; after an early one (a book), the memory it took is given
+    back to the system, which glibc's malloc would otherwise keep."""
+    file = files[index]
+    data = file.data
+    if isinstance(file, LazyFile) and file.early:
+        _trim()
+    return data
+
+
+def _trim() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no_progress) -> Iterator[AnyFile]:
     """`files` in order, the bytes of each `LazyFile` made in `workers` forked processes when there are enough
     of them and forking is safe (else here, as each is asked for). The `early` ones are started first,
@@ -136,7 +156,7 @@ def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no
         return
     early = {index for index in lazy if files[index].early}  # type: ignore[union-attr]
     chunks = [*([index] for index in sorted(early)), *_chunks(files, [index for index in lazy if index not in early])]
-    batches = in_workers(lambda index: files[index].data, chunks, workers, ordered=False)
+    batches = in_workers(partial(_make, files), chunks, workers, ordered=False)
     try:
         ready: dict[int, bytes] = {}
         for done, (index, file) in enumerate(enumerate(files), start=1):

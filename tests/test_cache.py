@@ -204,3 +204,13 @@ def test_a_forked_process_uses_a_connection_of_its_own(tmp_path):
     assert cache.get("kept") == "by the build" and cache.get("from a worker") == 1 and cache.get("after") == 2
     cache.close()
     assert Cache.for_site(tmp_path, "markdown").get("after") == 2
+
+
+def test_the_old_cache_folders_are_removed(make_site):
+    """A cache of one file per entry, from before the databases, is deleted rather than left to lie."""
+    site = make_site(SITE)
+    old = site / CACHE_DIR / "markdown" / "ab"
+    old.mkdir(parents=True)
+    (old / "cdef").write_bytes(b"an old entry")
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    assert not (site / CACHE_DIR / "markdown").exists() and (site / CACHE_DIR / "markdown.sqlite").is_file()

@@ -320,6 +320,13 @@ def chapter_pages(output: Path, content: Path) -> int:
 def forget_build(bench: Bench) -> None:
     shutil.rmtree(bench.site / ".serialist-cache", ignore_errors=True)
     shutil.rmtree(bench.output, ignore_errors=True)
+    settle()
+
+
+def settle() -> None:
+    """Let the file system finish deleting (freeing and discarding blocks) before a measured build starts,
+    so that the build measured is not charged with it."""
+    os.sync()
 
 
 class Edits:
@@ -724,6 +731,7 @@ def measure_hugo(binary: Path, bench: Bench, root: Path) -> Measurement:
 
     def prepare(_: int) -> None:
         shutil.rmtree(public, ignore_errors=True)
+        settle()
 
     result = repeat("Hugo full build", prepare, lambda: measure(cmd, bench.timeout), bench.runs, bench.budget)
     built = chapter_pages(public, hugo_site / "content")
