@@ -85,13 +85,10 @@ def _up_to_date(root: Path, config: SiteConfig, theme: Theme, options: BuildOpti
 def _release_memory() -> None:
     """Give memory freed by a stage back to the system, which glibc's malloc would otherwise keep: after
     the Markdown of a long serial, that is a hundred megabytes and more."""
-    gc.collect()  # what only the collector can free is freed first
-    try:
-        import ctypes
+    from generator.parallel import give_back_memory
 
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    gc.collect()  # what only the collector can free is freed first
+    give_back_memory()
 
 
 def _next_due(site: Site, now: datetime) -> str | None:

@@ -131,11 +131,12 @@ def _make(files: Sequence[AnyFile], index: int) -> bytes:
     file = files[index]
     data = file.data
     if isinstance(file, LazyFile) and file.early:
-        _trim()
+        give_back_memory()
     return data
 
 
-def _trim() -> None:
+def give_back_memory() -> None:
+    """Return the memory glibc's malloc keeps after it is freed to the system (elsewhere, nothing)."""
     try:
         import ctypes
 

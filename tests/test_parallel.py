@@ -139,4 +139,5 @@ def test_books_made_by_page_workers_are_the_books_made_here(make_site, monkeypat
     makers = log.read_text().split()
     assert len(makers) == 3 and str(os.getpid()) not in makers, "the books were not made in workers"
     for story in ("a", "b", "c"):
-        assert (other / f"output/{story}/{story}.epub").read_bytes() == (site / f"output/{story}/{story}.epub").read_bytes()
+        book = f"output/{story}/{story}.epub"
+        assert (other / book).read_bytes() == (site / book).read_bytes()
