@@ -130,35 +130,37 @@ def test_a_text_only_edit_leaves_the_pages_that_list_the_chapter_for_after_the_r
     assert manifest_is_true(out)
 
 
-def test_a_new_word_count_redoes_the_listing_pages_before_the_reload(make_site, tmp_path):
-    site = make_site({**SITE, "site.toml": SITE["site.toml"] + "feed_items = 2\n"})
+def edit_before_the_reload(site: Path, tmp_path: Path, name: str, text: str,
+                           redone: list[str]) -> tuple[BuildSession, Path, set[str]]:
+    """Save `text` as `name` in a session: the files `redone` before the reload are as a full build makes them.
+    Returns the session, its output and the names changed before the reload."""
     session, out = session_for(site)
     before = tree_bytes(out)
-    (site / "content/s/3.md").write_text(chapter("C3", "2025-01-03", body="Text 3 and more."))
-    session.build([site / "content/s/3.md"])
+    (site / name).write_text(text)
+    session.build([site / name])
     now = tree_bytes(out)
     full = full_build(site, tmp_path)
-    for name in ["s/3/index.html", "s/all/index.html", "s/index.html", "s/2/index.html", "s/4/index.html",
-                 "index.html"]:
-        assert name in changed_names(before, now), name
-        assert now[name] == full[name], name
-    assert "s/feed.xml" not in changed_names(before, now)
+    for page in redone:
+        assert page in changed_names(before, now), page
+        assert now[page] == full[page], page
+    return session, out, changed_names(before, now)
+
+
+def test_a_new_word_count_redoes_the_listing_pages_before_the_reload(make_site, tmp_path):
+    site = make_site({**SITE, "site.toml": SITE["site.toml"] + "feed_items = 2\n"})
+    session, out, changed = edit_before_the_reload(
+        site, tmp_path, "content/s/3.md", chapter("C3", "2025-01-03", body="Text 3 and more."),
+        ["s/3/index.html", "s/all/index.html", "s/index.html", "s/2/index.html", "s/4/index.html", "index.html"])
+    assert "s/feed.xml" not in changed
     assert session.finish() == 0
     assert manifest_is_true(out)
 
 
 def test_a_text_only_edit_of_a_chapter_in_the_feeds_redoes_them_before_the_reload(make_site, tmp_path):
-    site = make_site(SITE)
-    session, out = session_for(site)
-    before = tree_bytes(out)
-    (site / "content/s/7.md").write_text(chapter("C7", "2025-01-07", body="Other 7."))
-    session.build([site / "content/s/7.md"])
-    now = tree_bytes(out)
-    full = full_build(site, tmp_path)
-    for name in ["s/7/index.html", "s/feed.xml", "feed.xml"]:
-        assert name in changed_names(before, now), name
-        assert now[name] == full[name], name
-    assert "s/index.html" not in changed_names(before, now)
+    session, _, changed = edit_before_the_reload(
+        make_site(SITE), tmp_path, "content/s/7.md", chapter("C7", "2025-01-07", body="Other 7."),
+        ["s/7/index.html", "s/feed.xml", "feed.xml"])
+    assert "s/index.html" not in changed
     assert session.finish() == 0
 
 

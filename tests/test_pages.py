@@ -1,0 +1,43 @@
+"""Pages through the theme: what the templates' `once(macro, story, …)` reuses stays with its own story."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import NOW, chapter
+from generator.build import build
+from generator.config import BuildOptions
+
+
+def meta_block(html: str) -> str:
+    found = re.search(r'<dl class="work-meta">.*?</dl>\s*</dd>\s*</dl>', html, re.S)
+    assert found, "no metadata block"
+    return found.group(0)
+
+
+def test_each_chapter_page_shows_its_own_storys_metadata(make_site):
+    files = {"site.toml": 'title = "T"\n'}
+    for slug, fandom, words in (("tide", "Harbour Tales", 2), ("lamp", "Lighthouse Keepers", 5)):
+        files[f"content/{slug}/story.md"] = (f"---\ntitle: {slug.title()}\nrating: General Audiences\n"
+                                             f"fandoms: [{fandom}]\nstatus: ongoing\n---\nA summary.\n")
+        for n in range(1, 4):
+            files[f"content/{slug}/{n}.md"] = chapter(f"C{n}", f"2025-01-0{n}", body=" ".join(["word"] * words))
+    site = make_site(files)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    for slug, fandom, other, total in (("tide", "Harbour Tales", "Lighthouse Keepers", "6"),
+                                       ("lamp", "Lighthouse Keepers", "Harbour Tales", "15")):
+        blocks = {meta_block((site / f"output/{slug}/{n}/index.html").read_text()) for n in range(1, 4)}
+        assert len(blocks) == 1  # the same block on every chapter page of the story…
+        block = blocks.pop()
+        assert fandom in block and other not in block  # …and it is this story's
+        assert f"<dt>Words:</dt><dd>{total}</dd>" in block
+
+
+def test_check_adds_no_cache(make_site):
+    """`serialist check` reads the cache when there is one, and leaves none behind when there is not."""
+    from conftest import STORY, run_cli
+
+    site = make_site({"site.toml": 'title = "T"\n', "content/s/story.md": STORY, "content/s/1.md": chapter()})
+    result = run_cli("check", site)
+    assert result.returncode == 0, result.stderr
+    assert not list((site / ".serialist-cache").glob("*.sqlite"))
