@@ -34,8 +34,14 @@ from generator.model import Chapter, Site, Story
 LINK_SCHEME = "serialist"
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-# A word: one CJK character, or a run of other characters between spaces (without CJK, what `str.split` gives).
-_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+
+
+@lru_cache(maxsize=1)
+def word_pattern() -> re.Pattern[str]:
+    """A word: one CJK character, or a run of other characters between spaces (without CJK, what `str.split`
+    gives). Compiled when a text with CJK first needs it: its large character classes take milliseconds."""
+    return re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"
+                      r"|[^\s\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 
 
 # The HTML an author may write inside Markdown: AO3's list, less what HTML5 made obsolete.
@@ -81,19 +87,25 @@ def markdown() -> MarkdownIt:
     md.use(footnote_plugin)
     md.use(anchors_plugin, min_level=1, max_level=6)
     md.add_render_rule("hr", _scene_break)
+    if md.inline.ruler.get_active_rules() == list(markdown_rules.INLINE_RULES):  # the rules it knows of
+        md.inline.ruler.at("text", markdown_rules.text)
     return md
 
 
 def count_words(tokens: list[Token]) -> int:
     """Words of running text: CJK characters count one each, like AO3."""
-    words = 0
+    parts: list[str] = []  # the running text, a space between paragraphs and wherever a line breaks
     for token in tokens:
         if token.type == "inline" and token.children:
-            text = "".join(child.content if child.type in ("text", "code_inline")
-                           else " " if child.type in ("softbreak", "hardbreak") else ""
-                           for child in token.children)
-            words += len(text.split()) if text.isascii() or not _CJK.search(text) else len(_WORD.findall(text))
-    return words
+            for child in token.children:
+                kind = child.type
+                if kind == "text" or kind == "code_inline":
+                    parts.append(child.content)
+                elif kind == "softbreak" or kind == "hardbreak":
+                    parts.append(" ")
+            parts.append(" ")
+    text = "".join(parts)
+    return len(text.split()) if text.isascii() or not _CJK.search(text) else len(word_pattern().findall(text))
 
 
 @dataclass(frozen=True, slots=True)

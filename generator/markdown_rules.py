@@ -1,10 +1,13 @@
-"""markdown-it-py's core rules `normalize`, `replacements` and `smartquotes`, rewritten: the same text, faster.
+"""markdown-it-py's core rules `normalize`, `replacements` and `smartquotes`, and its inline rule `text`,
+rewritten: the same tokens, faster.
 
 Prose is full of what the typographer rules look for (dashes, ellipses, quotes, apostrophes): the stock
 rules run three regular expressions that cannot skip ahead over every paragraph with a `--`, and look
 each quote up through several generic helpers. These versions find the same spots with cheap scans and
 decide each one as the stock rules do. `normalize` skips its substitutions when there is nothing to
-substitute. `tests/test_markdown_speedups.py` checks them against the stock rules.
+substitute. `text` stops only where one of the inline rules in use can start, where the stock rule stops at
+every hyphen and colon too (for rules of other plugins), to try each rule there in turn and fail.
+`tests/test_markdown_speedups.py` checks them against the stock rules.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from markdown_it.rules_core.normalize import NEWLINES_RE, NULL_RE
 from markdown_it.rules_core import replacements
 from markdown_it.rules_core.smartquotes import APOSTROPHE, smartquotes
 from markdown_it.rules_core.state_core import StateCore
+from markdown_it.rules_inline.state_inline import StateInline
 from markdown_it.token import Token
 
 # --- normalize -------------------------------------------------------------------------------------------------
@@ -225,3 +229,28 @@ def smart_quotes(state: StateCore) -> None:
         if token.type == "inline" and token.children is not None and ('"' in token.content
                                                                        or "'" in token.content):
             _quotes(token.children, "".join(quotes))
+
+
+# --- text ------------------------------------------------------------------------------------------------------
+
+# Where the inline rules of `generator.markdown.markdown()` can start: a line end (`newline`), `\\` (`escape`),
+# a backtick (`backticks`), `~` (`strikethrough`), `*` and `_` (`emphasis`), `[` (`link`, `footnote_ref`), `![`
+# (`image`), `^[` (`footnote_inline`), `<` (`autolink`, `html_inline`) and `&` (`entity`); and `]`, where a link's
+# text ends (`parseLinkLabel` looks for it between the tokens it skips).
+INLINE_RULES = ("text", "newline", "escape", "backticks", "strikethrough", "emphasis", "link", "image",
+                "footnote_inline", "footnote_ref", "autolink", "html_inline", "entity")
+_TERMINATOR = re.compile(r"[\n&*<\[\\\]_`~]|[!^](?=\[)")
+
+
+def text(state: StateInline, silent: bool) -> bool:
+    """markdown-it's `text` inline rule: the plain text up to where another rule may start, to the pending
+    text. Only for the rules in `INLINE_RULES`."""
+    pos = state.pos
+    found = _TERMINATOR.search(state.src, pos)
+    end = found.start() if found else state.posMax  # as the stock rule: not held to posMax (`]` ends a label)
+    if end == pos:
+        return False
+    if not silent:
+        state.append_pending(state.src[pos:end])
+    state.pos = end
+    return True

@@ -192,6 +192,18 @@ def _replace_with_link(source: Path, target: Path) -> bool:
         return False
 
 
+def _create(target: Path, data: bytes) -> bool:
+    """Write a file where there is none yet, straight in; False, having written nothing, when there is
+    something (which may be a hard link to the output's own file: it is replaced, never written through)."""
+    try:
+        handle = open(target, "xb")
+    except FileExistsError:
+        return False
+    with handle:
+        handle.write(data)
+    return True
+
+
 def _replace_with_bytes(data: bytes, target: Path) -> None:
     temporary = target.with_name(f".{target.name}.serialist-tmp")
     temporary.write_bytes(data)
@@ -266,9 +278,12 @@ def _write_locked(files: Iterable[AnyFile], output: Path) -> int:
             _make_folder(spare, target.parent)
         elif folder_made is not None:
             folder_made.result()  # the write that makes the folder, submitted earlier: running or done
+        linked = current.get(path) == digest
+        if not linked and _create(target, data):
+            return True
         if target.is_dir() and not target.is_symlink():  # an old folder where a file now goes
             shutil.rmtree(target)
-        if current.get(path) == digest and _replace_with_link(output / path, target):
+        if linked and _replace_with_link(output / path, target):
             return False
         _replace_with_bytes(data, target)
         return True

