@@ -82,11 +82,17 @@ def _up_to_date(root: Path, config: SiteConfig, theme: Theme, options: BuildOpti
     return inputs, None
 
 
-def _release_memory() -> None:
+RELEASE_WORDS = 1_000_000  # from here on, what a stage frees is worth giving back (see `_release_memory`)
+
+
+def _release_memory(site: Site) -> None:
     """Give memory freed by a stage back to the system, which glibc's malloc would otherwise keep: after
-    the Markdown of a long serial, that is a hundred megabytes and more."""
+    the Markdown of a long serial, that is a hundred megabytes and more. On a smaller site it is not worth
+    the collector's pass over every object (tens of milliseconds)."""
     from generator.parallel import give_back_memory
 
+    if sum(story.words for story in site.stories) < RELEASE_WORDS:
+        return
     gc.collect()  # what only the collector can free is freed first
     give_back_memory()
 
@@ -171,7 +177,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
                        workers=os.cpu_count() or 1, warnings=cache_notes, progress=progress)
     markdown_cache.close()
     del published
-    _release_memory()
+    _release_memory(site)
     log.raise_if_errors(strict=options.strict)
     stages.done("markdown")
     env = make_environment(theme, root / CACHE_DIR / "jinja" if options.cache and options.write else None,
@@ -187,7 +193,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     if options.write:  # `check` has nothing to find in them
         files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache), xhtml_cache,
                               workers=os.cpu_count() or 1)
-    _release_memory()
+    _release_memory(site)
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)
     log.raise_if_errors(strict=options.strict)

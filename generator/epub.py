@@ -130,6 +130,14 @@ _PLAIN = re.compile(
     r'|</([a-zA-Z][a-zA-Z0-9]*)>')  # end tag
 _PLAIN_ATTRIBUTE = re.compile(rf'{_SPACE}+([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:="([^"]*)")?')
 _RAW_TEXT = frozenset({"script", "style"})  # whose content HTMLParser reads as raw text
+# A whole document of `_PLAIN` tokens, checked in one pass (possessive: the tokens' parts cannot overlap, so
+# nothing is given back to try again, however long the text)…
+_PLAIN_DOCUMENT = re.compile(
+    rf'(?:[^<]++|<[a-zA-Z][a-zA-Z0-9]*+(?:{_SPACE}++[a-zA-Z_:][-a-zA-Z0-9_:.]*+(?:="[^"]*+")?+)*+{_SPACE}*+/?>'
+    r'|</[a-zA-Z][a-zA-Z0-9]*+>)*+')
+_RAW_TEXT_TAG = re.compile(rf"<(?i:script|style)(?:{_SPACE}|/|>)")
+# …then cut into text and tags (a quoted attribute value may hold a `>`).
+_PLAIN_TAG = re.compile(r'(<[^>"]*+(?:"[^"]*+"[^>"]*+)*+>)')
 
 
 class _Xhtml(HTMLParser):
@@ -190,29 +198,46 @@ class _Xhtml(HTMLParser):
     def feed_plain(self, html: str) -> bool:
         """`feed` for HTML made only of plain tags and text (see `_PLAIN`); False, having handled
         nothing, when there is anything else in it."""
-        tokens: list[re.Match[str]] = []
-        pos, end, match = 0, len(html), _PLAIN.match
-        while pos < end:
-            found = match(html, pos)
-            if found is None or (found.group(2) and found.group(2).lower() in _RAW_TEXT):
-                return False
-            tokens.append(found)
-            pos = found.end()
-        for found in tokens:
-            text, tag, attributes, closed, end_tag = found.groups()
-            if text is not None:
-                self.handle_data(unescape(text) if "&" in text else text)
-            elif end_tag is not None:
-                self.handle_endtag(end_tag.lower())
+        if _PLAIN_DOCUMENT.fullmatch(html) is None or _RAW_TEXT_TAG.search(html) is not None:
+            return False
+        parts = _PLAIN_TAG.split(html)  # text, tag, text, tag, …, text
+        out, open_elements = self.out, self.open
+        for index in range(0, len(parts) - 1, 2):
+            text, tag = parts[index], parts[index + 1]
+            if text:  # what handle_data writes, without its call for text with nothing to escape
+                out.append(escape(unescape(text), quote=False) if "&" in text
+                           else text.replace(">", "&gt;") if ">" in text else text)
+            if tag[1] == "/":
+                name = tag[2:-1].lower()
+                if open_elements and open_elements[-1] == (name, True):  # the common case, as handle_endtag
+                    out.append(tag if tag[2:-1] == name else f"</{name}>")
+                    open_elements.pop()
+                else:
+                    self.handle_endtag(name)
+            elif tag[1:-1].isalnum():  # a start tag without attributes
+                name = tag[1:-1].lower()
+                if name == "img":  # mapped into the book, or its description
+                    self.handle_starttag(name, [])
+                elif name in _VOID:
+                    out.append(f"<{name}/>")
+                else:
+                    out.append(tag if tag[1:-1] == name else f"<{name}>")
+                    open_elements.append((name, True))
             else:
-                tag = tag.lower()
+                found = _PLAIN.fullmatch(tag)
+                assert found is not None
+                _, name, attributes, closed, _ = found.groups()
+                name = name.lower()
                 attrs: list[tuple[str, str | None]] = []
                 for attribute in _PLAIN_ATTRIBUTE.finditer(attributes):
-                    name, value = attribute.groups()  # value None: an attribute without one, as HTMLParser says
-                    attrs.append((name.lower(), unescape(value) if value and "&" in value else value))
-                self.handle_starttag(tag, attrs)
+                    key, value = attribute.groups()  # value None: an attribute without one, as HTMLParser says
+                    attrs.append((key.lower(), unescape(value) if value and "&" in value else value))
+                self.handle_starttag(name, attrs)
                 if closed:
-                    self.handle_endtag(tag)
+                    self.handle_endtag(name)
+        text = parts[-1]
+        if text:
+            self.handle_data(unescape(text) if "&" in text else text)
         return True
 
     def updatepos(self, i: int, j: int) -> int:

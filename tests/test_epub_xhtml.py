@@ -40,7 +40,7 @@ TAGS = ["p", "em", "a", "img", "br", "div", "span", "li", "ol", "hr", "section",
 ATTRIBUTES = [' id="i1"', ' id="i1 x"', ' href="x"', ' href="y&amp;z"', ' src=""', ' src="s"', " reversed",
               ' alt=""', " ID='q'", ' colspan="0"', ' rowspan="2"', ' class="footnote-item"', '\n title="a&quot;b"',
               " x=y", ' start="-3"', ' lang="en-GB"', ' dir="up"', ' data-n="1"', ' cite="u"', " a b", ' href="#fn1"',
-              ' id="fnref1"']
+              ' id="fnref1"', ' title="a>b"', ' title="<p>"']
 TEXT = ["text", "a&amp;b", "<", ">", "&", " ", "&nbsp;", "&#39;", "\u00a0", "&bogus;", "\n", "&lt;b&gt;", "“q”",
         "<!-- c -->", "<?pi?>", "<!DOCTYPE html>", "</>", "< p>"]
 
@@ -78,13 +78,14 @@ def test_plain_html_converts_as_through_htmlparser(html):
     "</div>stray", "<div><p>unclosed", "<hr/><hr>", '<a href="y"><em>x</a></em>', '<p id="a">1</p><p id="a">2</p>',
     '<ol reversed start="">', "<br />", '<p\n  id="a b"\n>&nbsp;&amp</p>', '<P CLASS="x">Up</P>',
     '<td colspan="0" rowspan="2">t</td>', '<a href="x1">gone</a> <a href="y">kept</a>',
+    '<p title="a>b">x > y &gt; z</p>', "<IMG><Em>x</EM>", "<Br>a</P>",
 ])
 def test_plain_html_cases(html):
     assert quickly(html) == by_htmlparser(html)
 
 
 @pytest.mark.parametrize("html", ["<!-- c --><p>x</p>", "<p>a < b</p>", "<p class=x>y</p>", "<script>a<b</script>",
-                                  "<p title='single'>q</p>"])
+                                  "<p title='single'>q</p>", "<STYLE>p{}</STYLE>", "<script/>"])
 def test_anything_else_is_left_to_htmlparser(html):
     assert quickly(html) is None
 

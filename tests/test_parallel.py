@@ -141,3 +141,20 @@ def test_books_made_by_page_workers_are_the_books_made_here(make_site, monkeypat
     for story in ("a", "b", "c"):
         book = f"output/{story}/{story}.epub"
         assert (other / book).read_bytes() == (site / book).read_bytes()
+
+
+@pytest.mark.parametrize("threshold, passes", [(10**9, 0), (0, 2)])
+def test_memory_is_given_back_only_after_a_long_site(make_site, monkeypatch, threshold, passes):
+    """The collector's pass over every object after the Markdown and EPUB stages pays only on a long site."""
+    import gc
+
+    from conftest import NOW, STORY, chapter
+    from generator import build as build_module
+    from generator.config import BuildOptions
+
+    site = make_site({"site.toml": 'title = "T"\n', "content/s/story.md": STORY, "content/s/1.md": chapter("C1")})
+    collected = []
+    monkeypatch.setattr(build_module, "RELEASE_WORDS", threshold)
+    monkeypatch.setattr(gc, "collect", lambda *args: collected.append(1) or 0)
+    build_module.build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
+    assert len(collected) == passes
