@@ -281,6 +281,23 @@ class _Xhtml(HTMLParser):
 _FRAGMENT_LINK = re.compile(rb'href="([\w.-]*\.xhtml)?#([^"]*)"')  # a link to an id, in this or another document
 
 
+@dataclass(frozen=True, slots=True)
+class _Packed:
+    """A whole document, deflated where it was converted (as `_deflate` does it), with its CRC-32 and size:
+    what goes into the zip for it."""
+
+    crc: int
+    size: int
+    deflated: bytes
+
+    @classmethod
+    def of(cls, document: bytes) -> _Packed:
+        return cls(zlib.crc32(document), len(document), _deflate(document))
+
+    def inflate(self) -> bytes:
+        return zlib.decompress(self.deflated, -15)
+
+
 # --- the book's documents ----------------------------------------------------------------------------------------
 
 @dataclass
@@ -296,6 +313,8 @@ class _Book:
     documents: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # file → (title, XHTML body in UTF-8)
     ids: dict[str, set[str]] = field(default_factory=dict)  # file → the ids it defines
     converted: Cache | None = None  # XHTML of documents converted by earlier builds
+    packed: dict[str, _Packed] = field(default_factory=dict)  # documents deflated whole (their body not kept)
+    streaming: bool = False  # while written by `_ZipStream`, which takes `packed` documents as they are
 
     layout: str = ""  # a digest of where links and images lead in this book, once it is laid out
 
@@ -381,6 +400,22 @@ class _Book:
         """Keep a converted document, its body as UTF-8 (half the memory of text with curly quotes as str)."""
         self.documents[file] = (title, body)
         self.ids[file] = set(ids)
+
+    def keep_packed(self, file: str, title: str, ids: list[str], packed: _Packed) -> None:
+        """Keep a document deflated whole (see `whole_document`)."""
+        self.documents[file] = (title, b"")
+        self.ids[file] = set(ids)
+        self.packed[file] = packed
+
+    def whole_document(self, file: str, title: str, language: str, body: bytes, ids: list[str]) -> bytes | None:
+        """The document as it goes into the book, when it is already known from its own body: when every link
+        to an id in it is a link within it, to one of its own `ids` (`body` then leaves it as it is); else None."""
+        own = set(ids)
+        for match in _FRAGMENT_LINK.finditer(body):
+            target = match.group(1)
+            if (target is not None and target.decode() != file) or unquote(match.group(2).decode("utf-8")) not in own:
+                return None
+        return _xhtml(title, language, body)
 
     def body(self, file: str) -> bytes:
         """The document's body once every document is in: links to an id that the target document lacks
@@ -540,7 +575,7 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
         book.add(COVER_FILE, "Cover", f'<section epub:type="cover" class="cover">'
                  f'<img src="{FILE_SCHEME}:{quote(cover.path)}" alt="Cover of {escape(story.title)}"/></section>\n')
     book.add(TITLE_FILE, story.title, title_page(book), urls.story_path(story))
-    _add_chapters(book, story, workers)
+    _add_chapters(book, story, language, workers)
 
     out = epub.EpubBook()
     out.set_identifier(book_identifier(story))
@@ -586,8 +621,10 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
     writer = _streaming_writer(epub)("", out, options)
     writer.process()
     try:
+        book.streaming = True
         return writer.write_into(_ZipStream(modified, previous))
     except _TooBig:  # zip64 territory: through a whole zip in memory, for zipfile to write
+        book.streaming = False
         buffer = io.BytesIO()
         epub.write_epub(buffer, out, options)
         return deterministic_zip(buffer.getvalue(), modified, previous)
@@ -597,9 +634,10 @@ PARALLEL_CHAPTERS = 200  # chapters to convert before other processes pay off
 EARLY_WORDS = 2_000_000  # a story up to this long has its book made by a page worker (see `render_epubs`)
 
 
-def _add_chapters(book: _Book, story: Story, workers: int) -> None:
+def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> None:
     """Every chapter's document, in order; those no earlier build converted are converted in `workers`
-    forked processes when there are many (and cached here, as they come back)."""
+    forked processes when there are many (and cached here, as they come back). A worker also deflates each
+    document it converts that is whole already (`_Book.whole_document`): only that comes back to be kept."""
     last = len(story.chapters) - 1
 
     def html(index: int) -> str:
@@ -608,31 +646,47 @@ def _add_chapters(book: _Book, story: Story, workers: int) -> None:
     def web_page(index: int) -> str:
         return urls.chapter_path(story, story.chapters[index])
 
+    def title(index: int) -> str:
+        return story.title if story.single_file else story.chapters[index].heading
+
     def convert(index: int) -> bytes:
-        return marshal.dumps(book.convert(html(index), web_page(index)))
+        body, ids = book.convert(html(index), web_page(index))
+        whole = book.whole_document(book.chapter_files[story.chapters[index].slug], title(index), language, body, ids)
+        packed = _Packed.of(whole) if whole is not None else None
+        return marshal.dumps((body, ids, *((packed.crc, packed.size, packed.deflated) if packed else ())))
 
     keys = [book._conversion_key(html(index), web_page(index)) if book.converted is not None else ""
             for index in range(last + 1)]
     documents = [book.cached(key) for key in keys]
     missing = [index for index, found in enumerate(documents) if found is None]
+    whole: dict[int, tuple[list[str], _Packed]] = {}  # documents deflated whole in a worker: only that is kept
     if workers > 1 and len(missing) >= PARALLEL_CHAPTERS and can_fork():
         chunks = [missing[start:start + 32] for start in range(0, len(missing), 32)]
         for chunk, results in in_workers(convert, chunks, workers):
             for index, data in zip(chunk, results):
-                documents[index] = marshal.loads(data)
-                book.remember(keys[index], documents[index])
+                body, ids, *packed = marshal.loads(data)
+                book.remember(keys[index], (body, ids))
+                if packed:
+                    whole[index] = (ids, _Packed(*packed))
+                else:
+                    documents[index] = (body, ids)
     else:
         for index in missing:
             documents[index] = book.convert(html(index), web_page(index))
             book.remember(keys[index], documents[index])
     if book.converted is not None:
         book.converted.flush()
-    for chapter, document in zip(story.chapters, documents):
-        assert document is not None
-        book.keep(book.chapter_files[chapter.slug], story.title if story.single_file else chapter.heading, *document)
+    for index, (chapter, document) in enumerate(zip(story.chapters, documents)):
+        if document is not None:
+            book.keep(book.chapter_files[chapter.slug], title(index), *document)
+        else:
+            book.keep_packed(book.chapter_files[chapter.slug], title(index), *whole[index])
 
 
-def _document(book: _Book, file: str, language: str) -> bytes:
+def _document(book: _Book, file: str, language: str) -> bytes | _Packed:
+    packed = book.packed.get(file)
+    if packed is not None:
+        return packed if book.streaming else packed.inflate()
     return _xhtml(book.documents[file][0], language, book.body(file))
 
 
@@ -641,11 +695,11 @@ def _document_item(epub: Any) -> type:
     """ebooklib's EpubItem, with content made when it is written (`make`) rather than held."""
 
     class DocumentItem(epub.EpubItem):  # type: ignore[misc, name-defined]
-        def __init__(self, make: Callable[[], bytes], **kwargs: Any) -> None:
+        def __init__(self, make: Callable[[], bytes | _Packed], **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self._make = make
 
-        def get_content(self, default: bytes | None = None) -> bytes:
+        def get_content(self, default: bytes | None = None) -> bytes | _Packed:
             return self._make()
 
     return DocumentItem
@@ -772,7 +826,12 @@ class _ZipStream:
         self._out = io.BytesIO()
         self._directory: list[bytes] = []
 
-    def writestr(self, name: str, data: bytes | str, compress_type: int | None = None) -> None:
+    def writestr(self, name: str, data: bytes | str | _Packed, compress_type: int | None = None) -> None:
+        if isinstance(data, _Packed):  # deflated already
+            if data.size > _MAX_BYTES:
+                raise _TooBig
+            self._queue.append((name, data.crc, data.size, data.deflated, b""))
+            return
         data = data.encode("utf-8") if isinstance(data, str) else data
         if len(data) > _MAX_BYTES:
             raise _TooBig

@@ -126,11 +126,11 @@ def _chunks(files: Sequence[AnyFile], lazy: list[int]) -> Iterator[list[int]]:
 
 
 def _make(files: Sequence[AnyFile], index: int) -> bytes:
-    """(In a worker process.) The file's bytes; after an early one (a book), the memory it took is given
-    back to the system, which glibc's malloc would otherwise keep."""
+    """(In a worker process.) The file's bytes; after a big one (a book, a page of a long work's text), the
+    memory it took is given back to the system, which glibc's malloc would otherwise keep."""
     file = files[index]
     data = file.data
-    if isinstance(file, LazyFile) and file.early:
+    if isinstance(file, LazyFile) and (file.early or file.weight >= CHUNK):
         give_back_memory()
     return data
 

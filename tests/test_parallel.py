@@ -78,7 +78,19 @@ def test_markdown_in_workers_is_the_markdown_rendered_here(monkeypatch, tmp_path
     assert here["s-7"][2][0][:2] == (str(tmp_path / "7.md"), 5)  # problems come back with file and line
 
 
-def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site, monkeypatch, tmp_path):
+BODIES = {  # chapter → its text, and whether a worker can deflate its document whole
+    1: ('"Chapter" 1 -- see [the next](2.md#x).[^1]\n\n[^1]: N.', False),  # a link to an id in another document
+    2: ("Chapter 2 and its note.[^1]\n\n[^1]: N.", True),  # its footnotes link within it
+    3: ("Chapter 3, [back](2.md).", True),  # a link to another document, not to an id in it
+    4: ("Chapter 4, [to nowhere](#nowhere).", False),  # an id it lacks: the link goes to the document itself
+    5: ("Chapter 5.", True),
+}
+
+
+@pytest.mark.parametrize("zip64", [False, True])
+def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site, monkeypatch, tmp_path, zip64):
+    """Converted in workers, and deflated there when whole already: the same book as made here, also when the
+    book has to go the zipfile way."""
     import shutil
 
     from conftest import NOW, STORY, chapter
@@ -87,20 +99,26 @@ def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site
     from generator.config import BuildOptions
 
     files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n', "content/s/story.md": STORY}
-    for n in range(1, 9):
-        files[f"content/s/{n}.md"] = chapter(f"C{n}", body=f'"Chapter" {n} -- see [the first](1.md#x).[^1]\n\n[^1]: N.')
+    for n, (body, _) in BODIES.items():
+        files[f"content/s/{n}.md"] = chapter(f"C{n}", body=body)
     site = make_site(files)
     other = tmp_path / "other"
     shutil.copytree(site, other)
     build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
 
-    used = []
+    used, packed = [], []
+    real_keep_packed = epub._Book.keep_packed
     monkeypatch.setattr(epub, "PARALLEL_CHAPTERS", 2)
     monkeypatch.setattr(epub, "EARLY_WORDS", 0)  # a long story's book: made in the EPUB stage
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(epub, "in_workers", lambda *args: used.append(1) or in_workers(*args))
+    monkeypatch.setattr(epub._Book, "keep_packed", lambda book, file, *args: packed.append(file)
+                        or real_keep_packed(book, file, *args))
+    if zip64:
+        monkeypatch.setattr(epub, "_MAX_ENTRIES", 4)
     build(other, BuildOptions(output=other / "output", now=NOW, cache=False))
     assert used, "the chapters were not converted in workers"
+    assert sorted(packed) == [f"chapter-{n}.xhtml" for n, (_, whole) in BODIES.items() if whole]
     assert (other / "output/s/s.epub").read_bytes() == (site / "output/s/s.epub").read_bytes()
 
 
