@@ -148,7 +148,8 @@ def give_back_memory() -> None:
 def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no_progress) -> Iterator[AnyFile]:
     """`files` in order, the bytes of each `LazyFile` made in `workers` forked processes when there are enough
     of them and forking is safe (else here, as each is asked for). The `early` ones are started first,
-    so that a worker makes them while the others make the pages."""
+    so that a worker makes them while the others make the pages, and each comes out as soon as it is made
+    (ahead of its place): a site's books are not all held until the writing gets to them."""
     lazy = [index for index, file in enumerate(files) if isinstance(file, LazyFile)]
     if workers < 2 or len(lazy) < PARALLEL_PAGES or not can_fork():
         for done, file in enumerate(files, start=1):
@@ -158,14 +159,26 @@ def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no
     early = {index for index in lazy if files[index].early}  # type: ignore[union-attr]
     chunks = [*([index] for index in sorted(early)), *_chunks(files, [index for index in lazy if index not in early])]
     batches = in_workers(partial(_make, files), chunks, workers, ordered=False)
+    ready: dict[int, bytes] = {}
+    out_early: set[int] = set()  # early files already given out
+    done = 0
     try:
-        ready: dict[int, bytes] = {}
-        for done, (index, file) in enumerate(enumerate(files), start=1):
+        for index, file in enumerate(files):
+            while isinstance(file, LazyFile) and index not in ready and index not in out_early:
+                chunk, datas = next(batches)
+                for made_index, data in zip(chunk, datas):
+                    if made_index in early:
+                        out_early.add(made_index)
+                        done += 1
+                        yield OutputFile(files[made_index].path, data)
+                        progress("Rendering pages", done, len(files))
+                    else:
+                        ready[made_index] = data
+            if index in out_early:
+                continue
             if isinstance(file, LazyFile):
-                while index not in ready:
-                    chunk, datas = next(batches)
-                    ready.update(zip(chunk, datas))
                 file = OutputFile(file.path, ready.pop(index))
+            done += 1
             yield file
             progress("Rendering pages", done, len(files))
     finally:

@@ -44,7 +44,18 @@ def test_a_long_early_file_does_not_hold_up_the_pages():
              *(page(i) for i in range(401, 500)), LazyFile("book.epub", book, weight=60, early=True)]
     out = {f.path: f.data for f in made(files, workers=2)}
     assert out["book.epub"] == b"after page 400"
-    assert list(out) == [f.path for f in files]
+    assert sorted(out) == sorted(f.path for f in files)
+    assert [path for path in out if path != "book.epub"] == [f.path for f in files[:-1]]  # the pages in order
+
+
+def test_early_files_come_out_as_soon_as_they_are_made():
+    """A site's books are given out as each is made, not held until the writing reaches their place at the
+    end of the files."""
+    books = [LazyFile(f"{n}.epub", lambda n=n: f"book {n}".encode(), weight=60, early=True) for n in range(4)]
+    files = [*(page(i) for i in range(PARALLEL_PAGES + 300)), *books]
+    out = {f.path: f.data for f in made(files, workers=2)}
+    assert sorted(out) == sorted(f.path for f in files) and out["3.epub"] == b"book 3"
+    assert max(list(out).index(book.path) for book in books) < len(files) - 100
 
 
 def test_few_pages_are_made_here():
