@@ -89,6 +89,8 @@ def markdown() -> MarkdownIt:
     md.add_render_rule("hr", _scene_break)
     if md.inline.ruler.get_active_rules() == list(markdown_rules.INLINE_RULES):  # the rules it knows of
         md.inline.ruler.at("text", markdown_rules.text)
+    if md.block.ruler.get_active_rules() == list(markdown_rules.BLOCK_RULES):
+        md.block.ruler.before("table", "plain_paragraph", markdown_rules.plain_paragraph)
     return md
 
 

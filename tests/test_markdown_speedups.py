@@ -68,12 +68,29 @@ def test_inline_syntax_is_markdown_it_pys(text):
     assert markdown().render(text) == stock().render(text)
 
 
-def test_the_text_rule_knows_every_inline_rule_in_use():
-    """`markdown()` uses the faster `text` only with the inline rules it was written for: if a plugin adds
-    one, this fails rather than the speed-up going quietly."""
+BLOCKS = st.lists(st.one_of(
+    st.sampled_from(["\n", "\n\n", "  ", "    ", "\t", "- ", "* ", "+ ", "1. ", "2) ", "> ", ">", "# ", "## ",
+                     "```", "~~~", "|a|b|\n|-|-|\n", "| x |", "---", "***", "___", "===", "[^1]: note", "[a]: /u",
+                     "<div>", "</div>", "<!-- c -->", "Word", "word", "“Quote,” she said.", "'q'", '"q"', "(aside)",
+                     "¿Qué?", "¡Sí!", "…and", "— so", "– so", "«x»", "日本語", "é", "Ⅻ", "1", "a\nb", "*em*", "_u_"]),
+    st.text(max_size=3)), max_size=30).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(BLOCKS)
+def test_block_structure_is_markdown_it_pys(text):
+    """Paragraphs of one line are taken straight away only where no other block (a list, a quote, a heading, a
+    table, code, a footnote…) could be: lines that start with a letter or opening punctuation, before a blank."""
+    assert markdown().render(text) == stock().render(text)
+
+
+def test_the_faster_rules_know_every_rule_in_use():
+    """`markdown()` uses the faster `text` and `plain_paragraph` only with the inline and block rules they were
+    written for: if a plugin adds one, this fails rather than the speed-up going quietly."""
     md = markdown()
     assert md.inline.ruler.get_active_rules() == list(markdown_rules.INLINE_RULES)
     assert md.inline.ruler.getRules("")[0] is markdown_rules.text
+    assert md.block.ruler.get_active_rules() == ["plain_paragraph", *markdown_rules.BLOCK_RULES]
 
 
 def test_the_sample_stories_render_as_with_markdown_it_py():
