@@ -14,6 +14,7 @@ from generator.metadata import page_meta
 from generator.model import Chapter, Site, Story
 from generator.output import LazyFile, OutputFile
 from generator.taxonomy import Series, Tag, build_taxonomy
+from generator.theme import DEFAULT_THEME
 from generator.urls import Linker
 
 
@@ -230,6 +231,7 @@ def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
     renderer = PageRenderer(site, env)
     for name in TEMPLATES:  # compiled here, before worker processes share them (and their errors are found early)
         env.get_template(name)
+    _compile_the_rest(env)
     page = urls.file_of
     files = [_later(page(urls.HOME), renderer.home), _later(page(urls.NOT_FOUND), renderer.not_found),
              _later(page(urls.TAGS_INDEX), renderer.tags_index)]
@@ -247,6 +249,18 @@ def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
         files += [_later(page(urls.chapter_path(story, c)), partial(renderer.chapter, story, index))
                   for index, c in enumerate(story.chapters)]
     return files
+
+
+def _compile_the_rest(env: jinja2.Environment) -> None:
+    """Compile the theme's other templates (the base page, the partials it includes and the macros it
+    imports) here too, rather than once in each worker process at its first page. One that does not
+    compile is left for the page that uses it, if any, to report."""
+    for name in env.list_templates(extensions=["html"]):
+        if name not in TEMPLATES and not name.startswith(f"{DEFAULT_THEME}/"):
+            try:
+                env.get_template(name)
+            except jinja2.TemplateError:
+                pass
 
 
 def _work_part(renderer: PageRenderer, story: Story, number: int) -> OutputFile:

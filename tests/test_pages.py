@@ -41,3 +41,29 @@ def test_check_adds_no_cache(make_site):
     result = run_cli("check", site)
     assert result.returncode == 0, result.stderr
     assert not list((site / ".serialist-cache").glob("*.sqlite"))
+
+
+def test_every_template_is_compiled_before_the_pages_are_made(make_site):
+    """The base page, its partials and the macros are compiled with the page templates, before worker processes
+    share them (else each worker compiles them again at its first page). One that no page uses and that does
+    not compile stops nothing."""
+    import shutil
+
+    from conftest import STORY
+    from generator.config import load_config
+    from generator.load import load_site
+    from generator.errors import ProblemLog
+    from generator.pages import render_pages
+    from generator.theme import builtin_themes_dir, find_theme, make_environment
+
+    site_dir = make_site({"site.toml": 'title = "T"\ntheme = "mine"\n', "content/s/story.md": STORY,
+                          "content/s/1.md": chapter()})
+    shutil.copytree(builtin_themes_dir() / "default", site_dir / "themes/mine")
+    (site_dir / "themes/mine/templates/_unused.html").write_text("{% if %}broken", "utf-8")
+    config = load_config(site_dir)
+    env = make_environment(find_theme(config), None, auto_reload=False)
+    render_pages(load_site(config, ProblemLog()), env)
+    compiled = {template.name for template in env.cache.values()}
+    assert {"base.html", "_macros.html", "_head_meta.html", "_reader_head.html", "_settings.html"} <= compiled
+    build(site_dir, BuildOptions(output=site_dir / "output", now=NOW))
+    assert (site_dir / "output/s/1/index.html").is_file()
