@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -229,3 +230,23 @@ def serve(site_dir: Path, host: str, port: int, no_drafts: bool, future: bool, p
         click.echo("Stopped.")
     except SerialistError as exc:
         _fail(exc)
+
+
+def run() -> None:
+    """The `serialist` program: `main`, then out of the process at once. Whatever a command makes is written
+    and closed by the time it returns, so the interpreter's teardown of every object it still holds (tens of
+    milliseconds after building a long serial) would only keep the author waiting."""
+    try:
+        main()
+        status: object = 0
+    except SystemExit as done:
+        status = done.code
+    if status is not None and not isinstance(status, int):  # what `sys.exit("message")` does
+        print(status, file=sys.stderr)
+        status = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away, a stream that was closed
+            pass
+    os._exit(status or 0)
