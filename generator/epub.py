@@ -35,7 +35,6 @@ from datetime import datetime, timezone
 from html import escape, unescape
 from functools import lru_cache, partial
 from html.parser import HTMLParser
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, unquote, urljoin, urlsplit
@@ -903,15 +902,18 @@ def _zipfile_zip(entries: list[tuple[str, bytes]], when: datetime) -> bytes:
 
 
 @lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def _code_version() -> str:
     """This module, ebooklib and zlib: a change to any makes every cached EPUB stale (and, for zlib, the
-    deflated data of the books made before no longer what compressing gives: see `EpubCache.previous`)."""
-    try:
-        ebooklib_version = metadata.version("ebooklib")
-    except metadata.PackageNotFoundError:
-        ebooklib_version = "?"
-    return (hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16).hexdigest() + ebooklib_version
-            + " zlib " + zlib.ZLIB_RUNTIME_VERSION)
+    deflated data of the books made before no longer what compressing gives: see `EpubCache.previous`).
+    ebooklib is known by its book-writing module's source, found without importing it (or reading the
+    installed package's metadata, which costs more than the rest of the EPUB stage's start)."""
+    from importlib.util import find_spec
+
+    code = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16)
+    spec = find_spec("ebooklib.epub")
+    code.update(Path(spec.origin).read_bytes() if spec is not None and spec.origin else b"no ebooklib")
+    return code.hexdigest() + " zlib " + zlib.ZLIB_RUNTIME_VERSION
 
 
 @lru_cache(maxsize=1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +67,12 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
+def _rfc822(value: datetime | None) -> str:
+    from email.utils import format_datetime  # (a few milliseconds to import: only for a theme that uses it)
+
+    return format_datetime(value) if value else ""
+
+
 def make_environment(theme: Theme, bytecode_dir: Path | None = None, auto_reload: bool = True) -> jinja2.Environment:
     """The Jinja2 environment of `theme`; compiled templates are kept in `bytecode_dir` when given
     (keyed by each template's source, so an edited template is compiled afresh). Without `auto_reload`
@@ -94,7 +99,7 @@ def make_environment(theme: Theme, bytecode_dir: Path | None = None, auto_reload
         auto_reload=auto_reload,
     )
     env.filters["date"] = _date
-    env.filters["rfc822"] = lambda d: format_datetime(d) if d else ""
+    env.filters["rfc822"] = _rfc822
     env.filters["number"] = _number
     return env
 

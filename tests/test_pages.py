@@ -67,3 +67,17 @@ def test_every_template_is_compiled_before_the_pages_are_made(make_site):
     assert {"base.html", "_macros.html", "_head_meta.html", "_reader_head.html", "_settings.html"} <= compiled
     build(site_dir, BuildOptions(output=site_dir / "output", now=NOW))
     assert (site_dir / "output/s/1/index.html").is_file()
+
+
+def test_the_themes_filters(tmp_path):
+    from datetime import datetime, timezone
+
+    from generator.config import SiteConfig
+    from generator.theme import find_theme, make_environment
+
+    env = make_environment(find_theme(SiteConfig(tmp_path)), None)
+    when = datetime(2025, 3, 2, 18, 30, tzinfo=timezone.utc)
+    template = env.from_string('{{ d | date }} {{ d | date("%d %B %Y") }} {{ n | number }} {{ d | rfc822 }}|'
+                               '{{ none | date }}{{ none | rfc822 }}')
+    assert template.render(d=when, n=12345, none=None) == \
+        "2025-03-02 02 March 2025 12,345 Sun, 02 Mar 2025 18:30:00 +0000|"
