@@ -7,7 +7,20 @@ import os
 import pytest
 
 from generator.output import LazyFile, OutputFile
-from generator.parallel import PARALLEL_PAGES, in_workers, made
+from generator.parallel import PARALLEL_PAGES, can_fork, in_workers, made
+
+
+@pytest.fixture(autouse=True)
+def forking() -> None:
+    """Workers are forked only from a process with no other thread (`can_fork`): let threads that other tests
+    in this process left behind (a test server's last keep-alive connections) end first."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread():
+            thread.join(timeout=5)
+    if not can_fork():
+        pytest.skip(f"other tests' threads still run in this process: {[t.name for t in threading.enumerate()]}")
 
 
 def page(index: int) -> LazyFile:
