@@ -300,10 +300,8 @@ def may_link(text: str) -> bool:
             or ("=" in text and _RAW_LINK.search(text) is not None))
 
 
-def _job_key(job: Job, targets_digest: str) -> str:
-    # Where links are rewritten the result depends on which files are published where.
-    depends = targets_digest if may_link(job.text) else ""
-    return digest("markdown", job.doc_id, str(job.origin.path), str(job.origin.line), job.text, depends)
+def _job_key(job: Job) -> str:
+    return digest("markdown", job.doc_id, str(job.origin.path), str(job.origin.line), job.text)
 
 
 def _targets_digest(targets: LinkTargets) -> str:
@@ -350,15 +348,19 @@ def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int,
 def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, workers: int,
                warnings: list[str], progress: ProgressCallback = no_progress) -> dict[str, Result]:
     """Render every job, from the cache where possible and in parallel where it pays (cached as the
-    workers finish, while they go on)."""
+    workers finish, while they go on).
+
+    A text is cached by its own key, with the digest of where files are published when it may link to one
+    (`may_link`), which it was rendered against: it is used only while that is still where they are. So
+    only a text rendered now is searched for links, not the thousands that come from the cache."""
     targets_digest = _targets_digest(targets)
-    keys = [_job_key(job, targets_digest) for job in jobs]
+    keys = [_job_key(job) for job in jobs]
     results: dict[str, Result] = {}
     missing: list[int] = []
     for index, (job, key) in enumerate(zip(jobs, keys)):
         cached = cache.get(key, warnings) if cache else None
-        if isinstance(cached, tuple) and len(cached) == 3:
-            results[job.doc_id] = cached
+        if isinstance(cached, tuple) and len(cached) == 4 and cached[3] in ("", targets_digest):
+            results[job.doc_id] = cached[:3]
         else:
             missing.append(index)
     todo = [jobs[i] for i in missing]
@@ -370,7 +372,7 @@ def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, worke
         index = missing[position]
         results[jobs[index].doc_id] = result
         if cache:
-            cache.put(keys[index], result)
+            cache.put(keys[index], (*result, targets_digest if may_link(jobs[index].text) else ""))
     if cache:
         cache.flush()
     return results
