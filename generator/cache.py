@@ -54,6 +54,15 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _connect(path: Path, timeout: float) -> sqlite3.Connection:
+    """The database at `path`, made if need be, in autocommit mode (transactions are begun explicitly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    db.execute("PRAGMA synchronous = OFF")  # a cache: a crash of the machine may lose it, no more
+    db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    return db
+
+
 class Cache:
     """One namespace of the cache; `enabled=False` makes every lookup miss.
 
@@ -82,10 +91,7 @@ class Cache:
             db: sqlite3.Connection | None = None
             if self.enabled and (self.writable or self.path.is_file()):
                 try:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-                    db.execute("PRAGMA synchronous = OFF")
-                    db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+                    db = _connect(self.path, timeout=5)
                 except (sqlite3.Error, OSError):
                     db = None  # (damage is dealt with by the process that made this object)
             self._forked, self._later = (process, db), {}
@@ -106,11 +112,8 @@ class Cache:
             shutil.rmtree(old_layout, ignore_errors=True)
         for attempt in range(2):
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=2, isolation_level=None)
-                db.execute("PRAGMA synchronous = OFF")  # a cache: a crash of the machine may lose it, no more
-                db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-                db.execute("SELECT key FROM entries LIMIT 1").fetchall()
+                db = _connect(self.path, timeout=2)
+                db.execute("SELECT key FROM entries LIMIT 1").fetchall()  # damage shows here, if not before
                 self._db = db
                 return db
             except sqlite3.DatabaseError as exc:

@@ -902,7 +902,6 @@ def _zipfile_zip(entries: list[tuple[str, bytes]], when: datetime) -> bytes:
 
 
 @lru_cache(maxsize=1)
-@lru_cache(maxsize=1)
 def _code_version() -> str:
     """This module, ebooklib and zlib: a change to any makes every cached EPUB stale (and, for zlib, the
     deflated data of the books made before no longer what compressing gives: see `EpubCache.previous`).

@@ -17,10 +17,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
-from markdown_it.rules_core.normalize import NEWLINES_RE, NULL_RE
-from markdown_it.common.utils import mdTrim
+from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace, mdTrim
 from markdown_it.rules_core import replacements
+from markdown_it.rules_core.normalize import NEWLINES_RE, NULL_RE
 from markdown_it.rules_core.smartquotes import APOSTROPHE, smartquotes
 from markdown_it.rules_block.state_block import StateBlock
 from markdown_it.rules_core.state_core import StateCore

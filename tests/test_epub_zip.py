@@ -229,3 +229,20 @@ def test_a_book_too_big_for_a_plain_zip_is_written_whole_by_zipfile(make_site, m
     build(site, BuildOptions(output=site / "other", now=NOW, cache=False))
     assert whole, "the book did not go the zipfile way"
     assert (site / "other/s/s.epub").read_bytes() == streamed
+
+
+def test_the_books_code_version_follows_ebooklibs_writer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every cached book is stale when ebooklib's book-writing module changes (known by its source, without
+    importing it)."""
+    from importlib import util
+    from importlib.machinery import ModuleSpec
+
+    other = tmp_path / "epub.py"
+    other.write_text("# another ebooklib\n", "utf-8")
+    real = epub_module._code_version()
+    epub_module._code_version.cache_clear()
+    monkeypatch.setattr(util, "find_spec", lambda name: ModuleSpec(name, None, origin=str(other)))
+    try:
+        assert epub_module._code_version() != real
+    finally:
+        epub_module._code_version.cache_clear()
