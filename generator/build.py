@@ -1,5 +1,6 @@
 """The build, as a flat list of named stages:
 load → validate → select → render Markdown → render pages → feeds → write.
+(While worker processes render the Markdown of a big site, the theme's templates are compiled.)
 
 When nothing changed since the last build (see `stamp.py`) it does nothing,
 without even importing the stages.
@@ -148,15 +149,9 @@ def build_with_snapshot(root: Path, options: BuildOptions,
                            tuple(stages.timings), up_to_date=True), None
 
     # Only a build that has work to do pays for importing the heavy stages.
-    from generator.assets import copy_assets
-    from generator.epub import EpubCache, render_epubs
-    from generator.feeds import feed_files, render_sitemap
     from generator.load import load_site
-    from generator.markdown import link_targets, render_site
-    from generator.pages import render_pages
-    from generator.parallel import made
+    from generator.markdown import Rendering, link_targets, rendered_site, site_jobs
     from generator.publish import select_published
-    from generator.theme import make_environment, static_files, template_problem
     from generator.validate import validate_site
 
     site = load_site(config, log)
@@ -173,15 +168,33 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     progress = options.progress or no_progress
     targets = link_targets(site, published)
     del site  # rendered, the chapters no longer hold their Markdown (unless `everything` is kept)
-    site = render_site(published, targets, log, markdown_cache,
-                       workers=os.cpu_count() or 1, warnings=cache_notes, progress=progress)
+    with Rendering(site_jobs(published), targets, markdown_cache, os.cpu_count() or 1, cache_notes,
+                   progress) as markdown:
+        # While worker processes render the Markdown of a big site, this one imports the later stages and
+        # compiles the theme's templates. A template's error waits for the Markdown's: they come first.
+        from generator.assets import copy_assets
+        from generator.epub import EpubCache, render_epubs
+        from generator.feeds import feed_files, render_sitemap
+        from generator.pages import compile_templates, render_pages
+        from generator.parallel import made
+        from generator.theme import make_environment, static_files, template_problem
+
+        env = make_environment(theme, root / CACHE_DIR / "jinja" if options.cache and options.write else None,
+                               auto_reload=False)
+        template_error: Exception | None = None
+        try:
+            compile_templates(env)
+        except jinja2_errors() as exc:
+            template_error = exc
+        stages.done("templates")
+        site = rendered_site(published, markdown.results(), log)
     markdown_cache.close()
     del published
     _release_memory(site)
     log.raise_if_errors(strict=options.strict)
+    if template_error is not None:
+        raise ContentError([template_problem(template_error, theme)])
     stages.done("markdown")
-    env = make_environment(theme, root / CACHE_DIR / "jinja" if options.cache and options.write else None,
-                           auto_reload=False)
     try:
         pages = render_pages(site, env)  # each page is rendered as it is written
     except jinja2_errors() as exc:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
 import nh3
@@ -325,57 +325,110 @@ def _render_in_worker(batch: list[tuple[int, Job]]) -> list[tuple[int, Result]]:
     return [(index, render_job(job, _worker_targets)) for index, job in batch]
 
 
-def _render_parallel(jobs: list[Job], targets: LinkTargets, workers: int,
-                     progress: ProgressCallback = no_progress) -> Iterator[tuple[int, Result]]:
-    """(index in `jobs`, result) for every job, a batch at a time as the workers finish them."""
+def _batches(jobs: list[Job], workers: int) -> list[list[tuple[int, Job]]]:
+    """(index in `jobs`, job) in `workers * 8` batches of about the same length of text, longest first."""
     batches: list[list[tuple[int, Job]]] = [[] for _ in range(workers * 8)]
     sizes = [0] * len(batches)
     for index in sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text)):
         smallest = min(range(len(batches)), key=sizes.__getitem__)
         batches[smallest].append((index, jobs[index]))
         sizes[smallest] += len(jobs[index].text)
-    done = 0
-    context = pool_context()
-    parent = os.getpid() if context.get_start_method() == "fork" else None  # else a fork server starts them
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_adopt_targets, initargs=(targets, parent)) as pool:
-        for results in pool.map(_render_in_worker, batches):
-            yield from results
-            done += len(results)
-            progress("Rendering Markdown (texts)", done, len(jobs))
+    return batches
 
 
-def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, workers: int,
-               warnings: list[str], progress: ProgressCallback = no_progress) -> dict[str, Result]:
-    """Render every job, from the cache where possible and in parallel where it pays (cached as the
-    workers finish, while they go on).
+class Rendering:
+    """Markdown texts being rendered: those in the cache are looked up, and the others, when there are enough
+    of them to pay for other processes, are handed to worker processes at once, so that the caller can get on
+    with other work until it asks for the `results`. Close it (it is a context manager) to stop the workers,
+    whether or not the results were asked for.
 
     A text is cached by its own key, with the digest of where files are published when it may link to one
     (`may_link`), which it was rendered against: it is used only while that is still where they are. So
     only a text rendered now is searched for links, not the thousands that come from the cache."""
-    targets_digest = _targets_digest(targets)
-    keys = [_job_key(job) for job in jobs]
-    results: dict[str, Result] = {}
-    missing: list[int] = []
-    for index, (job, key) in enumerate(zip(jobs, keys)):
-        cached = cache.get(key, warnings) if cache else None
-        if isinstance(cached, tuple) and len(cached) == 4 and cached[3] in ("", targets_digest):
-            results[job.doc_id] = cached[:3]
-        else:
-            missing.append(index)
-    todo = [jobs[i] for i in missing]
-    if workers > 1 and sum(len(job.text) for job in todo) > PARALLEL_THRESHOLD:
-        rendered: Iterable[tuple[int, Result]] = _render_parallel(todo, targets, workers, progress)
-    else:
-        rendered = enumerate(_render_batch(todo, targets))
-    for position, result in rendered:
-        index = missing[position]
-        results[jobs[index].doc_id] = result
-        if cache:
-            cache.put(keys[index], (*result, targets_digest if may_link(jobs[index].text) else ""))
-    if cache:
-        cache.flush()
-    return results
+
+    def __init__(self, jobs: list[Job], targets: LinkTargets, cache: Cache | None, workers: int,
+                 warnings: list[str], progress: ProgressCallback = no_progress) -> None:
+        self._jobs, self._targets, self._cache, self._progress = jobs, targets, cache, progress
+        self._targets_digest = _targets_digest(targets)
+        self._keys = [_job_key(job) for job in jobs]
+        self._results: dict[str, Result] = {}
+        self._missing: list[int] = []
+        for index, (job, key) in enumerate(zip(jobs, self._keys)):
+            cached = cache.get(key, warnings) if cache else None
+            if isinstance(cached, tuple) and len(cached) == 4 and cached[3] in ("", self._targets_digest):
+                self._results[job.doc_id] = cached[:3]
+            else:
+                self._missing.append(index)
+        self._todo = [jobs[i] for i in self._missing]
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: list[Future[list[tuple[int, Result]]]] = []
+        if workers > 1 and sum(len(job.text) for job in self._todo) > PARALLEL_THRESHOLD:
+            context = pool_context()
+            parent = os.getpid() if context.get_start_method() == "fork" else None  # else a fork server starts them
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                             initializer=_adopt_targets, initargs=(targets, parent))
+            self._futures = [self._pool.submit(_render_in_worker, batch) for batch in _batches(self._todo, workers)]
+
+    def _rendered(self) -> Iterator[tuple[int, Result]]:
+        """(index in the texts to render, result) for every one, a batch at a time as the workers finish them."""
+        if self._pool is None:
+            yield from enumerate(_render_batch(self._todo, self._targets))
+            return
+        done = 0
+        for future in self._futures:
+            results = future.result()
+            yield from results
+            done += len(results)
+            self._progress("Rendering Markdown (texts)", done, len(self._todo))
+
+    def results(self) -> dict[str, Result]:
+        """Every text's result (by doc id), once all are rendered; those rendered now are cached."""
+        for position, result in self._rendered():
+            index = self._missing[position]
+            self._results[self._jobs[index].doc_id] = result
+            if self._cache:
+                self._cache.put(self._keys[index],
+                                (*result, self._targets_digest if may_link(self._jobs[index].text) else ""))
+        if self._cache:
+            self._cache.flush()
+        self._todo = []
+        return self._results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> Rendering:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, workers: int,
+               warnings: list[str], progress: ProgressCallback = no_progress) -> dict[str, Result]:
+    """Render every job, from the cache where possible and in parallel where it pays (see `Rendering`)."""
+    with Rendering(jobs, targets, cache, workers, warnings, progress) as rendering:
+        return rendering.results()
+
+
+def rendered_site(site: Site, results: dict[str, Result], log: ProblemLog) -> Site:
+    """The site with the HTML and word counts of `results` (`Rendering.results`); link problems logged with
+    file and line."""
+    for _, _, problems in results.values():
+        for path, line, message, level in problems:
+            (log.error if level == "error" else log.warn)(Path(path), line, message)
+    return _apply(site, results)
+
+
+def render_site(site: Site, targets: LinkTargets, log: ProblemLog, cache: Cache | None = None,
+                workers: int = 1, warnings: list[str] | None = None,
+                progress: ProgressCallback = no_progress) -> Site:
+    """Every Markdown text of the site rendered; link problems logged with file and line."""
+    with Rendering(site_jobs(site), targets, cache, workers, warnings if warnings is not None else [],
+                   progress) as rendering:
+        return rendered_site(site, rendering.results(), log)
 
 
 def _apply(site: Site, results: dict[str, Result]) -> Site:
@@ -396,18 +449,6 @@ def _apply(site: Site, results: dict[str, Result]) -> Site:
                   for _, suffix, attr in _STORY_FIELDS}
         stories.append(replace(story, chapters=tuple(chapters), **values))
     return replace(site, stories=tuple(stories))
-
-
-def render_site(site: Site, targets: LinkTargets, log: ProblemLog, cache: Cache | None = None,
-                workers: int = 1, warnings: list[str] | None = None,
-                progress: ProgressCallback = no_progress) -> Site:
-    """Every Markdown text of the site rendered; link problems logged with file and line."""
-    results = render_all(site_jobs(site), targets, cache, workers, warnings if warnings is not None else [],
-                         progress)
-    for _, _, problems in results.values():
-        for path, line, message, level in problems:
-            (log.error if level == "error" else log.warn)(Path(path), line, message)
-    return _apply(site, results)
 
 
 _PLACEHOLDER = re.compile(r'href="' + LINK_SCHEME + r':([^"/#]*)/([^"#]*)(?:#([^"]*))?"')

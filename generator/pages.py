@@ -229,9 +229,7 @@ def _later(path: str, render: Callable[[], OutputFile], weight: int = 1) -> Lazy
 def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
     """Every page of the site, each rendered only when it is written (see `LazyFile` and `parallel.made`)."""
     renderer = PageRenderer(site, env)
-    for name in TEMPLATES:  # compiled here, before worker processes share them (and their errors are found early)
-        env.get_template(name)
-    _compile_the_rest(env)
+    compile_templates(env)
     page = urls.file_of
     files = [_later(page(urls.HOME), renderer.home), _later(page(urls.NOT_FOUND), renderer.not_found),
              _later(page(urls.TAGS_INDEX), renderer.tags_index)]
@@ -251,10 +249,15 @@ def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
     return files
 
 
-def _compile_the_rest(env: jinja2.Environment) -> None:
-    """Compile the theme's other templates (the base page, the partials it includes and the macros it
-    imports) here too, rather than once in each worker process at its first page. One that does not
-    compile is left for the page that uses it, if any, to report."""
+def compile_templates(env: jinja2.Environment) -> None:
+    """Compile the theme's templates in this process, before the worker processes that make the pages share
+    them, rather than once in each at its first page; raises the first error of the page templates. (Done
+    again, it only lists them: the environment keeps them compiled.)
+
+    The theme's other templates (the base page, the partials it includes and the macros it imports) are
+    compiled too; one that does not compile is left for the page that uses it, if any, to report."""
+    for name in TEMPLATES:
+        env.get_template(name)
     for name in env.list_templates(extensions=["html"]):
         if name not in TEMPLATES and not name.startswith(f"{DEFAULT_THEME}/"):
             try:

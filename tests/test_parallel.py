@@ -102,6 +102,57 @@ def test_markdown_in_workers_is_the_markdown_rendered_here(monkeypatch, tmp_path
     assert here["s-7"][2][0][:2] == (str(tmp_path / "7.md"), 5)  # problems come back with file and line
 
 
+
+def test_the_workers_render_while_the_caller_does_other_work(monkeypatch, tmp_path):
+    """Started, a rendering hands its texts to the workers at once: they are done before the results are asked
+    for. Closed unasked, it stops its workers."""
+    from concurrent.futures import wait
+
+    from generator import markdown
+
+    monkeypatch.setattr(markdown, "PARALLEL_THRESHOLD", 0)
+    jobs = [markdown.Job(f"s-{n}", f"Text {n}.", markdown.Origin(tmp_path / f"{n}.md", 1)) for n in range(20)]
+    with markdown.Rendering(jobs, markdown.LinkTargets({}), None, 2, []) as rendering:
+        futures = rendering._futures
+        assert futures and not wait(futures, timeout=60).not_done  # nobody asked for the results yet
+        assert rendering.results()["s-3"] == ("<p>Text 3.</p>\n", 2, ())
+    with markdown.Rendering(jobs, markdown.LinkTargets({}), None, 2, []) as unasked:
+        assert unasked._pool is not None
+        workers = list(unasked._pool._processes.values())
+    assert unasked._pool is None and len(workers) == 2 and not any(worker.is_alive() for worker in workers)
+
+
+@pytest.mark.parametrize("markdown_error", [True, False])
+def test_a_template_compiled_while_the_workers_render_reports_after_the_markdown(make_site, monkeypatch,
+                                                                                 markdown_error):
+    """The build compiles the theme while its workers render the Markdown: a broken template is still named
+    with its line, and the Markdown's own errors, found later, are reported first, as they always were."""
+    from conftest import NOW, STORY, chapter
+    from generator import markdown
+    from generator.build import build
+    from generator.config import BuildOptions
+    from generator.errors import ContentError
+
+    monkeypatch.setattr(markdown, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    body = "See [the lost one](9.md)." if markdown_error else "Fine."
+    site = make_site({"site.toml": 'title = "T"\ntheme = "mine"\n', "content/s/story.md": STORY,
+                      **{f"content/s/{n}.md": chapter(f"C{n}", body=body if n == 2 else "Words.") for n in range(1, 5)},
+                      "themes/mine/templates/chapter.html": '{% extends "default/chapter.html" %}\n{% if %}\n'})
+    used = []
+    real = markdown.Rendering.__init__
+    monkeypatch.setattr(markdown.Rendering, "__init__",
+                        lambda self, *args: real(self, *args) or used.append(self._pool is not None))
+    with pytest.raises(ContentError) as raised:
+        build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
+    assert used == [True]
+    problems = [(p.path.name, p.line, p.message) for p in raised.value.problems]
+    if markdown_error:
+        assert len(problems) == 1 and problems[0][:2] == ("2.md", 5) and "9.md" in problems[0][2], problems
+    else:
+        assert problems[0][:2] == ("chapter.html", 2) and "template error" in problems[0][2], problems
+
+
 BODIES = {  # chapter → its text, and whether a worker can deflate its document whole
     1: ('"Chapter" 1 -- see [the next](2.md#x).[^1]\n\n[^1]: N.', False),  # a link to an id in another document
     2: ("Chapter 2 and its note.[^1]\n\n[^1]: N.", True),  # its footnotes link within it
