@@ -27,7 +27,7 @@ from generator import markdown_rules
 from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
-from generator.parallel import die_with_parent, pool_context
+from generator.parallel import die_with_parent, pool_context, widen_pipes
 from generator.progress import ProgressCallback, no_progress
 from generator.model import Chapter, Site, Story
 
@@ -325,14 +325,34 @@ def _render_in_worker(batch: list[tuple[int, Job]]) -> list[tuple[int, Result]]:
     return [(index, render_job(job, _worker_targets)) for index, job in batch]
 
 
+BATCH_MOST = 2_000_000  # characters of Markdown in a batch, at most (what the build and a worker hold of it at once)
+JOB_CHARACTERS = 300  # what a text costs besides its characters (a few tens of microseconds), in characters
+
+
 def _batches(jobs: list[Job], workers: int) -> list[list[tuple[int, Job]]]:
-    """(index in `jobs`, job) in `workers * 8` batches of about the same length of text, longest first."""
-    batches: list[list[tuple[int, Job]]] = [[] for _ in range(workers * 8)]
-    sizes = [0] * len(batches)
-    for index in sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text)):
-        smallest = min(range(len(batches)), key=sizes.__getitem__)
-        batches[smallest].append((index, jobs[index]))
-        sizes[smallest] += len(jobs[index].text)
+    """(index in `jobs`, job) in batches, the longest texts first, that get smaller as they go: each holds a
+    `2 × workers`-th of the work not yet handed out (guided scheduling). The workers start on big batches,
+    and end on small ones, at about the same time; and there are few batches to send back and forth."""
+    weights = [len(job.text) + JOB_CHARACTERS for job in jobs]
+    order = sorted(range(len(jobs)), key=lambda i: -weights[i])
+    remaining = sum(weights)
+    least = max(remaining // (workers * 32), 1)
+
+    def share() -> int:
+        return min(max(remaining // (2 * workers), least), BATCH_MOST)
+
+    batches: list[list[tuple[int, Job]]] = []
+    batch: list[tuple[int, Job]] = []
+    size, target = 0, share()
+    for index in order:
+        batch.append((index, jobs[index]))
+        size += weights[index]
+        if size >= target:
+            batches.append(batch)
+            remaining -= size
+            batch, size, target = [], 0, share()
+    if batch:
+        batches.append(batch)
     return batches
 
 
@@ -367,6 +387,7 @@ class Rendering:
             parent = os.getpid() if context.get_start_method() == "fork" else None  # else a fork server starts them
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                              initializer=_adopt_targets, initargs=(targets, parent))
+            widen_pipes(self._pool)
             self._futures = [self._pool.submit(_render_in_worker, batch) for batch in _batches(self._todo, workers)]
 
     def _rendered(self) -> Iterator[tuple[int, Result]]:

@@ -42,6 +42,23 @@ def can_fork() -> bool:
 _task: Callable[[int], bytes] | None = None
 
 
+PIPE_BYTES = 1 << 20  # what the pipes between the build and its workers hold (Linux's most, unprivileged)
+
+
+def widen_pipes(pool: ProcessPoolExecutor) -> None:
+    """Let the pool's pipes hold a whole batch: a worker's results for a batch are a megabyte of HTML or
+    more, which through a pipe of 64 KiB (the default) goes in some twenty turns of this process and the
+    worker, each of them waiting for the other (Linux's F_SETPIPE_SZ; elsewhere, or in another version of
+    the pool's insides, nothing changes)."""
+    try:
+        import fcntl
+
+        for connection in (pool._result_queue._reader, pool._call_queue._reader):  # type: ignore[attr-defined]
+            fcntl.fcntl(connection.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
 def die_with_parent(parent: int | None) -> None:
     """(In a worker process.) End when the process that started it ends, even when it is killed, rather
     than wait on for work that will never come (Linux; elsewhere the pool's own shutdown has to do).
@@ -80,6 +97,7 @@ def in_workers(task: Callable[[int], bytes], chunks: Iterable[list[int]],
     gc.freeze()  # the workers' garbage collector leaves what they share with this process alone: no copies of it
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                initializer=_adopt, initargs=(task, os.getpid()))
+    widen_pipes(pool)
     try:
         futures: deque[tuple[list[int], Future[list[bytes]]]] = deque()
 

@@ -122,6 +122,40 @@ def test_the_workers_render_while_the_caller_does_other_work(monkeypatch, tmp_pa
     assert unasked._pool is None and len(workers) == 2 and not any(worker.is_alive() for worker in workers)
 
 
+
+def test_batches_of_markdown_get_smaller_and_hold_every_text_once(tmp_path):
+    from generator import markdown
+
+    lengths = [3000 * (n % 7 + 1) for n in range(400)] + [40] * 300  # chapters, and short notes
+    jobs = [markdown.Job(f"d{n}", "x" * length, markdown.Origin(tmp_path / f"{n}.md", 1))
+            for n, length in enumerate(lengths)]
+    batches = markdown._batches(jobs, 2)
+    assert sorted(index for batch in batches for index, _ in batch) == list(range(len(jobs)))
+    assert all(jobs[index] is job for batch in batches for index, job in batch)
+    sizes = [sum(len(job.text) + markdown.JOB_CHARACTERS for _, job in batch) for batch in batches]
+    assert 6 <= len(batches) <= 24 and sizes[0] >= sum(sizes) / 5 and sizes[-1] <= sum(sizes) / 20, sizes
+    assert all(later <= earlier * 1.1 for earlier, later in zip(sizes, sizes[1:])), sizes
+    huge = [markdown.Job(f"h{n}", "x" * 100_000, markdown.Origin(tmp_path / "h.md", 1)) for n in range(200)]
+    assert max(sum(len(job.text) for _, job in batch) for batch in markdown._batches(huge, 2)) \
+        <= markdown.BATCH_MOST + 100_000
+
+
+@pytest.mark.skipif(not hasattr(__import__("fcntl"), "F_GETPIPE_SZ"), reason="pipe sizes are Linux's")
+def test_the_pipes_to_the_workers_hold_a_whole_batch():
+    """`widen_pipes` reaches into the pool's insides: a Python whose pool is built otherwise fails here, not
+    silently in every build."""
+    import fcntl
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from generator.parallel import PIPE_BYTES, widen_pipes
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        widen_pipes(pool)
+        for connection in (pool._result_queue._reader, pool._call_queue._reader):
+            assert fcntl.fcntl(connection.fileno(), fcntl.F_GETPIPE_SZ) >= PIPE_BYTES
+        assert pool.submit(len, "x" * 3_000_000).result() == 3_000_000
+
 @pytest.mark.parametrize("markdown_error", [True, False])
 def test_a_template_compiled_while_the_workers_render_reports_after_the_markdown(make_site, monkeypatch,
                                                                                  markdown_error):
