@@ -189,7 +189,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
         stages.done("templates")
         site = rendered_site(published, markdown.results(), log)
     markdown_cache.close()
-    del published
+    del published, markdown
     _release_memory(site)
     log.raise_if_errors(strict=options.strict)
     if template_error is not None:

@@ -396,14 +396,15 @@ class Rendering:
             yield from enumerate(_render_batch(self._todo, self._targets))
             return
         done = 0
-        for future in self._futures:
-            results = future.result()
+        while self._futures:
+            results = self._futures.pop(0).result()  # not kept here once handed on
             yield from results
             done += len(results)
             self._progress("Rendering Markdown (texts)", done, len(self._todo))
 
     def results(self) -> dict[str, Result]:
-        """Every text's result (by doc id), once all are rendered; those rendered now are cached."""
+        """Every text's result (by doc id), once all are rendered; those rendered now are cached. Ask once:
+        this lets go of the texts (a long serial's Markdown is tens of megabytes)."""
         for position, result in self._rendered():
             index = self._missing[position]
             self._results[self._jobs[index].doc_id] = result
@@ -412,8 +413,9 @@ class Rendering:
                                 (*result, self._targets_digest if may_link(self._jobs[index].text) else ""))
         if self._cache:
             self._cache.flush()
-        self._todo = []
-        return self._results
+        results = self._results
+        self._results, self._jobs, self._keys, self._missing, self._todo = {}, [], [], [], []
+        return results
 
     def close(self) -> None:
         if self._pool is not None:

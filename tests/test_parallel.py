@@ -123,6 +123,24 @@ def test_the_workers_render_while_the_caller_does_other_work(monkeypatch, tmp_pa
 
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_rendering_lets_go_of_the_markdown_once_it_gives_its_results(monkeypatch, tmp_path, workers):
+    """The build keeps the rendering until its end: the texts it was given (all of a long serial's Markdown)
+    must not stay with it."""
+    import sys
+
+    from generator import markdown
+
+    monkeypatch.setattr(markdown, "PARALLEL_THRESHOLD", 0)
+    text = "".join(["A text of its own, ", str(tmp_path)])
+    alone = sys.getrefcount(text)
+    jobs = [markdown.Job("s-1", text, markdown.Origin(tmp_path / "1.md", 1))]
+    with markdown.Rendering(jobs, markdown.LinkTargets({}), None, workers, []) as rendering:
+        assert rendering.results()["s-1"][1] == 6
+        del jobs
+        assert sys.getrefcount(text) == alone
+
+
 def test_batches_of_markdown_get_smaller_and_hold_every_text_once(tmp_path):
     from generator import markdown
 
