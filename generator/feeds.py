@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from functools import partial
 from email.utils import format_datetime
-from urllib.parse import quote, urljoin
+from urllib.parse import urljoin
 
 from generator import urls
 from generator.model import Chapter, Site, Story
@@ -39,14 +39,14 @@ def guid(story: Story, chapter: Chapter) -> str:
 
 
 def item_html(story: Story, chapter: Chapter, base_url: str) -> str:
-    chapter = linked_chapter(chapter, lambda path: base_url + path)
+    chapter = linked_chapter(chapter, partial(urls.absolute_url, base_url))
     parts = []
     if chapter.notes_before_html:
         parts.append(f"<h3>Notes</h3>\n{chapter.notes_before_html}")
     parts.append(chapter.html)
     if chapter.notes_after_html:
         parts.append(f"<h3>End notes</h3>\n{chapter.notes_after_html}")
-    return absolutize("\n".join(parts), base_url + urls.chapter_path(story, chapter))
+    return absolutize("\n".join(parts), urls.absolute_url(base_url, urls.chapter_path(story, chapter)))
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attrib: str) -> ET.Element:
@@ -70,7 +70,7 @@ def _rss(title: str, link: str, self_url: str, description: str, language: str,
     for story, chapter in items:
         item = ET.SubElement(channel, "item")
         _text(item, "title", story.title if story.single_file else f"{story.title} - {chapter.heading}")
-        _text(item, "link", base_url + urls.chapter_path(story, chapter))
+        _text(item, "link", urls.absolute_url(base_url, urls.chapter_path(story, chapter)))
         _text(item, "guid", guid(story, chapter), isPermaLink="false")
         if chapter.date:
             _text(item, "pubDate", format_datetime(chapter.date))
@@ -97,15 +97,15 @@ def feed_files(site: Site, now: datetime, stories: frozenset[str] | None = None)
     limit = config.feed_items
     everything = [(s, c) for s in site.stories for c in s.chapters]
     site_items = _newest(everything, now, limit)
-    files = [LazyFile(urls.SITE_FEED, partial(_rss, config.title, base, base + urls.SITE_FEED, config.description,
-                                              config.language, site_items, base), len(site_items))]
+    files = [LazyFile(urls.SITE_FEED, partial(_rss, config.title, base, urls.absolute_url(base, urls.SITE_FEED),
+                                              config.description, config.language, site_items, base), len(site_items))]
     for story in site.stories:
         if stories is not None and story.slug not in stories:
             continue
         items = _newest([(story, c) for c in story.chapters], now, limit)
         files.append(LazyFile(urls.story_feed_path(story), partial(
-            _rss, f"{story.title} - {config.title}", base + urls.story_path(story),
-            base + urls.story_feed_path(story), f"New chapters of {story.title} by {story.author}",
+            _rss, f"{story.title} - {config.title}", urls.absolute_url(base, urls.story_path(story)),
+            urls.absolute_url(base, urls.story_feed_path(story)), f"New chapters of {story.title} by {story.author}",
             story.language, items, base), len(items)))
     return files
 
@@ -123,7 +123,7 @@ def render_sitemap(site: Site) -> list[OutputFile]:
 
     def add(path: str, modified: datetime | None) -> None:
         url = ET.SubElement(root, "url")
-        _text(url, "loc", base + quote(path, safe="/"))  # tag names may be non-ASCII; a sitemap needs escaped URLs
+        _text(url, "loc", urls.absolute_url(base, path))
         if modified:
             _text(url, "lastmod", modified.date().isoformat())
 

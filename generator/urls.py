@@ -2,12 +2,13 @@
 
 Paths are relative to the output root. Links in pages are relative (so a site
 works under any subpath and from disk) and name `index.html` explicitly;
-feeds, the sitemap and canonical links use absolute URLs from `base_url`.
+feeds, the sitemap and canonical links use absolute URLs from `base_url` (`absolute_url`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from generator.model import Chapter, Story
 from generator.taxonomy import name_slug
@@ -61,6 +62,14 @@ def chapter_anchor(chapter: Chapter) -> str:
     return f"chapter-{chapter.slug}"
 
 
+def absolute_url(base_url: str, path: str) -> str:
+    """`path` under `base_url`, as a URL: a non-ASCII story, chapter or tag name (or a space) is
+    percent-encoded in UTF-8, as feeds, sitemaps and canonical links need (a browser does it for links in
+    a page). A `%` is taken for an escape already made: the paths of the stories' files come escaped, and
+    names of stories, chapters and tags have none (`slugify`)."""
+    return base_url + quote(path, safe="/%")
+
+
 def file_of(path: str) -> str:
     """The file a page path is written to: folders get `index.html`."""
     return path + "index.html" if path == "" or path.endswith("/") else path
@@ -81,4 +90,4 @@ class Linker:
         return self.root + file_of(target)
 
     def absolute(self, target: str) -> str:
-        return self.base_url + target if self.base_url else ""
+        return absolute_url(self.base_url, target) if self.base_url else ""

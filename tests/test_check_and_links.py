@@ -123,3 +123,46 @@ def test_unusable_link_names_are_reported_not_crashed(make_site, href):
     result = run_cli("check", site)
     assert "Traceback" not in result.stderr
     assert "01-one.md:5: warning:" in result.stderr and "usable file name" in result.stderr
+
+
+def test_absolute_urls_of_non_ascii_names_are_percent_encoded(make_site):
+    """Canonical links, OpenGraph, feeds and the sitemap hold URLs, so a story or chapter named in another
+    script is percent-encoded there (UTF-8), as the dev server and GitHub Pages decode it; links inside the
+    pages stay as they are (a browser encodes them)."""
+    import functools
+    import json
+    import threading
+    import urllib.request
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    site = make_site({**BASE, "content/café/story.md": STORY,
+                      "content/café/01-début.md": chapter("Début", body="See [the next](02-fin.md)."),
+                      "content/café/02-fin.md": chapter("Fin", "2025-01-02")})
+    run_cli("build", site, check=True)
+    out = site / "output"
+    page = (out / "café/01-début/index.html").read_text("utf-8")
+    url = "https://example.org/site/caf%C3%A9/01-d%C3%A9but/"
+    assert f'<link rel="canonical" href="{url}">' in page and f'<meta property="og:url" content="{url}">' in page
+    assert json.loads(re.search(r'<script type="application/ld\+json">\s*(.*?)\s*</script>', page, re.S).group(1))
+    assert 'href="../../café/02-fin/index.html"' in page
+    for name, self_link in (("feed.xml", "https://example.org/site/feed.xml"),
+                            ("café/feed.xml", "https://example.org/site/caf%C3%A9/feed.xml")):
+        feed = feedparser.parse((out / name).read_bytes())
+        assert feed.bozo == 0 and url in {entry.link for entry in feed.entries}
+        assert any(link.href == self_link and link.rel == "self" for link in feed.feed.links)
+        assert all(link.isascii() for entry in feed.entries for link in [entry.link])
+        assert "https://example.org/site/caf%C3%A9/02-fin/" in " ".join(e.description for e in feed.entries)
+    sitemap = (out / "sitemap.xml").read_text("utf-8")
+    assert f"<loc>{url}</loc>" in sitemap and "é" not in sitemap
+    # What the URL names is the page, on a static server that decodes paths as GitHub Pages does.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(SimpleHTTPRequestHandler, directory=str(out)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        local = f"http://127.0.0.1:{server.server_address[1]}/" + url.removeprefix("https://example.org/site/")
+        with urllib.request.urlopen(local, timeout=30) as response:
+            assert response.status == 200 and f'href="{url}"' in response.read().decode("utf-8")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
