@@ -98,6 +98,14 @@ def _release_memory(site: Site) -> None:
     give_back_memory()
 
 
+def without_markdown(site: Site) -> Site:
+    """The site without its chapters' Markdown (the tens of megabytes of a long serial), as a `Snapshot` keeps
+    it: an incremental rebuild reads again the chapters it renders."""
+    return replace(site, stories=tuple(replace(story, chapters=tuple(replace(chapter, body="")
+                                                                     for chapter in story.chapters))
+                                       for story in site.stories))
+
+
 def _next_due(site: Site, now: datetime) -> str | None:
     """When the earliest scheduled chapter comes due: the output is stale from then on."""
     due = [c.date for s in site.stories for c in s.chapters if not c.draft and c.date and c.date > now]
@@ -113,7 +121,7 @@ class Snapshot:
     config: SiteConfig
     theme: Theme
     now: datetime
-    everything: Site  # every story and chapter as loaded, published or not
+    everything: Site  # every story and chapter as loaded, published or not, without the chapters' Markdown
     site: Site  # the published ones, rendered
     targets: LinkTargets  # where links between files lead
 
@@ -159,7 +167,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     validate_site(site, log, now)
     log.raise_if_errors(strict=options.strict)
     stages.done("validate")
-    everything = site if snapshot else None
+    everything = without_markdown(site) if snapshot else None
     next_due = _next_due(site, now)
     published = select_published(site, now, drafts=options.drafts, future=options.future)
     stages.done("select")
@@ -167,7 +175,7 @@ def build_with_snapshot(root: Path, options: BuildOptions,
     markdown_cache = Cache.for_site(root, "markdown", enabled=options.cache, writable=options.write)
     progress = options.progress or no_progress
     targets = link_targets(site, published)
-    del site  # rendered, the chapters no longer hold their Markdown (unless `everything` is kept)
+    del site  # rendered, the chapters no longer hold their Markdown
     with Rendering(site_jobs(published), targets, markdown_cache, os.cpu_count() or 1, cache_notes,
                    progress) as markdown:
         # While worker processes render the Markdown of a big site, this one imports the later stages and

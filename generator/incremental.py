@@ -193,6 +193,7 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment: Call
 
     log = ProblemLog()
     stories = list(snap.everything.stories)
+    kept = list(snap.everything.stories)  # as the next snapshot keeps them: without the chapters' Markdown
     loaded: list[Chapter] = []
     for path in changed:
         s_index, c_index = index[path]
@@ -201,9 +202,10 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment: Call
             log.raise_if_errors(strict=options.strict)
             return None
         loaded.append(chapter)
-        chapters = list(stories[s_index].chapters)
-        chapters[c_index] = chapter
-        stories[s_index] = replace(stories[s_index], chapters=tuple(chapters))
+        for versions, version in ((stories, chapter), (kept, replace(chapter, body=""))):
+            chapters = list(versions[s_index].chapters)
+            chapters[c_index] = version
+            versions[s_index] = replace(versions[s_index], chapters=tuple(chapters))
     everything = replace(snap.everything, stories=tuple(stories))
     validate_site(everything, log, now)
     log.raise_if_errors(strict=options.strict)
@@ -253,8 +255,8 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment: Call
                          warnings=tuple(log.warnings) + tuple(Problem(snap.root / CACHE_DIR, None, note, "warning")
                                                               for note in notes))
     known.due = min((d for d in (known.due, *(c.date for c in loaded)) if d is not None and d > now), default=None)
-    return Rebuild(result, replace(snap, everything=everything, site=site),  # same outline: same link targets
-                   later_pages)
+    # The same outline as before: the same link targets.
+    return Rebuild(result, replace(snap, everything=replace(everything, stories=tuple(kept)), site=site), later_pages)
 
 
 def _now() -> datetime:

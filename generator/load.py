@@ -283,6 +283,7 @@ def _chapter(doc: Document, f: Fields, slug: str, number: int) -> Chapter:
         draft=f.flag("draft"),
         body=doc.body,
         body_line=doc.body_line,
+        has_text=bool(doc.body.strip()),
         lines=doc.lines,
     )
 

@@ -63,6 +63,7 @@ class Chapter:
     draft: bool = False
     body: str = ""
     body_line: int = 1  # line of the file where `body` starts
+    has_text: bool = True  # whether `body` has any text (still known once the Markdown is let go of)
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)  # front-matter key → line
     # Filled in by the Markdown stage:
     html: str = ""

@@ -90,7 +90,7 @@ def _check_consistency(story: Story, now: datetime, log: ProblemLog) -> None:
                 log.warn(source, lines.get("warnings"), f"the warning `{warning}` looks like AO3's archive "
                          f"warning `{canonical}`; write it exactly so it is shown as one")
     for chapter in story.chapters:
-        if not chapter.body.strip():
+        if not chapter.has_text:
             log.warn(chapter.source, chapter.body_line, "the chapter has no text")
 
 

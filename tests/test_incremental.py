@@ -218,3 +218,28 @@ def test_after_a_failed_full_build_the_next_save_builds_everything(make_site, tm
     (site / "content/s/5.md").write_text(chapter("C5", "2025-01-05", body="Text 5."))
     session.build([site / "content/s/5.md"])
     assert all(b"v2" in (out / f"s/{n}/index.html").read_bytes() for n in range(1, 8))
+
+
+def test_the_session_keeps_no_markdown_between_saves_and_still_knows_an_empty_chapter(make_site, tmp_path):
+    """What the session keeps between saves holds no chapter's Markdown (a long serial's is tens of megabytes),
+    before and after an incremental rebuild; a chapter without text is still reported on every rebuild."""
+    site = make_site({**SITE, "content/s/7.md": chapter("C7", "2025-01-07", body="")})
+    session, out = session_for(site)
+
+    def kept() -> list[tuple[str, bool]]:
+        assert session._snapshot is not None
+        return [(c.body, c.has_text) for s in session._snapshot.everything.stories for c in s.chapters]
+
+    assert kept() == [("", True)] * 6 + [("", False), ("", True)]
+    (site / "content/s/4.md").write_text(chapter("C4", "2025-01-04", body="New text 4."))
+    result = session.build([site / "content/s/4.md"])
+    assert b"New text 4." in (out / "s/4/index.html").read_bytes()
+    assert any("no text" in w.message and w.path.name == "7.md" for w in result.warnings), result.warnings
+    assert kept() == [("", True)] * 6 + [("", False), ("", True)]
+    (site / "content/s/4.md").write_text(chapter("C4", "2025-01-04", body=""))
+    result = session.build([site / "content/s/4.md"])
+    assert {w.path.name for w in result.warnings if "no text" in w.message} == {"4.md", "7.md"}
+    session.finish()  # the pages left for after the reload
+    now, full = tree_bytes(out), full_build(site, tmp_path)
+    for name in ["s/4/index.html", "s/3/index.html", "s/5/index.html", "s/index.html", "s/all/index.html"]:
+        assert now[name] == full[name], name
