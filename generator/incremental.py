@@ -6,9 +6,11 @@ pages and their neighbours', the story page, the part of the whole-work page
 that holds them, the home page, the feeds and the sitemap, and replaces just
 those files (each atomically) in the served folder. Anything else (a new,
 deleted or renamed file, `story.md`, `site.toml`, the theme, a chapter that
-becomes published or unpublished) gets a full build. Between full builds,
-pages that only show totals (tag pages, other chapters' work statistics) and
-the story's EPUB may lag behind; the next full build brings them up to date.
+becomes published or unpublished) gets a full build. When a story's totals
+(words, dates) changed, the pages that show them (its other chapters' work
+information, the other parts of the whole work, tag and series pages) are
+redone after the reload, quietly and a page at a time, until another change
+comes (`BuildSession.finish`); the story's EPUB waits for the next full build.
 If a save moves chapters between the parts of a very long whole work, every
 part is re-rendered; if it changes how many parts there are, a full build.
 
@@ -34,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from generator.build import BuildResult, Snapshot, build_with_snapshot
 from generator.cache import CACHE_DIR, Cache, atomic_write
@@ -80,6 +82,8 @@ class Rebuild:
     snapshot: Snapshot
     # The pages the change is expected to leave as they were (see the module's doc), rendered on demand.
     later: Callable[[], list[OutputFile]] | None = None
+    # The stories whose other pages show what changed (their totals: words, dates): see `BuildSession.finish`.
+    totals: frozenset[str] = frozenset()
 
 
 class BuildSession:
@@ -87,7 +91,12 @@ class BuildSession:
 
     After an incremental build, call `finish` once the reload has been announced: it renders
     the pages the change was expected to leave as they were, writes those that changed after
-    all, and brings the manifest file up to date. `build` calls it first if nobody did.
+    all, and brings the manifest file up to date. `build` does the first part itself if nobody did.
+    Then `finish` redoes, a page at a time, the other pages of a story whose totals changed (every
+    chapter page shows its word count and dates, and so do its parts of the whole work and the tag
+    and series pages that list it), without a second reload, and stops when `pending()` says another
+    change has come: what is left is done after the next build. (The story's EPUB waits for the next
+    full build.)
     """
 
     def __init__(self, root: Path, options: BuildOptions) -> None:
@@ -96,11 +105,12 @@ class BuildSession:
         self._snapshot: Snapshot | None = None
         self._known: Known | None = None
         self._later: Callable[[], list[OutputFile]] | None = None
+        self._totals: set[str] = set()  # stories whose pages showing their totals are still to be redone
         self._env: object | None = None
 
     def build(self, changed: Iterable[Path] | None = None) -> BuildResult:
         """Build after `changed` files changed (None: everything may have)."""
-        self.finish()
+        self._finish_later()
         if changed is not None and self._snapshot is not None:
             if self._known is None:
                 self._known = Known.of(self._snapshot)
@@ -108,8 +118,10 @@ class BuildSession:
                                        self._known)
             if outcome is not None:
                 self._snapshot, self._later = outcome.snapshot, outcome.later
+                self._totals |= outcome.totals
                 return outcome.result
         self._known = None  # a full build writes its own manifest
+        self._totals.clear()
         gc.unfreeze()  # the last full build's site (see `warm_up`) may be garbage from now on
         try:
             result, snapshot = build_with_snapshot(self.root, self.options)
@@ -121,16 +133,48 @@ class BuildSession:
             self._env = None
         return result
 
-    def finish(self) -> int:
-        """Finish the last incremental build; how many files it wrote now (pages that changed after all)."""
+    def finish(self, pending: Callable[[], bool] = lambda: False) -> int:
+        """Finish the last incremental build: how many of the pages it expected to leave as they were it wrote
+        after all (open pages should hear of them). Then the pages of stories whose totals changed, quietly
+        (an open page is not reloaded twice for a word count elsewhere), until `pending()` is true."""
+        try:
+            written = self._finish_later(flush=False)
+            self._redo_totals(pending)
+            return written
+        finally:
+            if self._known is not None:
+                self._known.flush(self.options.output)
+
+    def _finish_later(self, flush: bool = True) -> int:
         later, self._later = self._later, None
         written = 0
         try:
             if later is not None and self._known is not None:
                 written = _write_changed(later(), self.options.output, self._known)
         finally:
-            if self._known is not None:
+            if flush and self._known is not None:
                 self._known.flush(self.options.output)
+        return written
+
+    def _redo_totals(self, pending: Callable[[], bool]) -> int:
+        """The pages of `_totals` stories that show their totals, rendered one at a time and written if changed,
+        until `pending()`; a story is done once all of its are."""
+        if not self._totals or self._snapshot is None or self._known is None:
+            return 0
+        from generator.pages import PageRenderer
+
+        site = self._snapshot.site
+        renderer = PageRenderer(site, self._environment(self._snapshot))
+        written = 0
+        for story in site.stories:
+            if story.slug not in self._totals:
+                continue
+            for render in _pages_showing_totals(renderer, story):
+                if pending():
+                    return written
+                written += _write_changed(render(), self.options.output, self._known)
+            self._totals.discard(story.slug)
+        self._totals.clear()  # those left are no longer published: a full build follows
         return written
 
     def warm_up(self) -> None:
@@ -256,7 +300,8 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment: Call
                                                               for note in notes))
     known.due = min((d for d in (known.due, *(c.date for c in loaded)) if d is not None and d > now), default=None)
     # The same outline as before: the same link targets.
-    return Rebuild(result, replace(snap, everything=replace(everything, stories=tuple(kept)), site=site), later_pages)
+    return Rebuild(result, replace(snap, everything=replace(everything, stories=tuple(kept)), site=site), later_pages,
+                   slugs if listed else frozenset())
 
 
 def _now() -> datetime:
@@ -354,6 +399,31 @@ def _pages(site: Site, changed: frozenset[Path], env: Any, now: datetime, *, lis
     if sitemap:
         first.append(partial(render_sitemap, site))
     return _render(first), partial(_render, last) if last else None
+
+
+def _pages_showing_totals(renderer: Any, story: Story) -> Iterator[Render]:
+    """Every page that shows the story's totals (words, chapters, dates): its chapters' pages, the parts of its
+    whole work, and the tag and series pages that list it, with the lists of tags and series."""
+    from generator.pages import work_parts
+
+    for index in range(len(story.chapters)):
+        yield partial(_one, renderer.chapter, story, index)
+    for part in work_parts(story):
+        yield partial(_part, renderer, story, part.number)
+    taxonomy = renderer.taxonomy
+    yield partial(_one, renderer.tags_index)
+    for tag in taxonomy.tags:
+        if any(listed.slug == story.slug for listed in tag.stories):
+            yield partial(_one, renderer.tag, tag)
+    series = [s for s in taxonomy.series if any(listed.slug == story.slug for listed in s.stories)]
+    if series:
+        yield partial(_one, renderer.series_index)
+    for one in series:
+        yield partial(_one, renderer.series, one)
+
+
+def _part(renderer: Any, story: Story, number: int) -> list[OutputFile]:
+    return list(renderer.work(story, lambda part: part.number == number))
 
 
 def _one(render: Callable[..., OutputFile], *args: Any) -> list[OutputFile]:

@@ -62,6 +62,7 @@ class SiteBuilder:
     root: Path
     session: BuildSession
     console: Console
+    pending: Callable[[], bool] = lambda: False  # whether another change has come (see `BuildSession.finish`)
 
     def __call__(self, changes: ChangeBatch | None) -> BuildStatus:
         what = "Built" if changes is None else changes.describe(self.root)
@@ -87,7 +88,7 @@ class SiteBuilder:
         next one; a status to announce if it wrote pages."""
         started = time.perf_counter()
         try:
-            written = self.session.finish()
+            written = self.session.finish(self.pending)
             self.session.warm_up()
         except SerialistError as exc:
             return self._failed(what, (f"error: {exc}",))
@@ -136,8 +137,10 @@ def serve(options: ServeOptions, console: Console, stop: threading.Event | None 
         private = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="serialist-serve-")))
         build_options = BuildOptions(output=private / "site", drafts=options.drafts, future=options.future,
                                      base_url=listener.url)
-        server: LiveReloadServer[ChangeBatch] = LiveReloadServer(
-            build_options.output, SiteBuilder(root, BuildSession(root, build_options), console), listener)
+        watcher: SiteWatcher | None = None
+        builder = SiteBuilder(root, BuildSession(root, build_options), console,
+                              pending=lambda: watcher is not None and watcher.has_pending())
+        server: LiveReloadServer[ChangeBatch] = LiveReloadServer(build_options.output, builder, listener)
         cleanup.callback(server.shutdown)
         # Watch before the first build so that a save made during it is not missed (builds queue up).
         watcher = SiteWatcher(SiteLayout.of(root, ignore=(private,)), server.rebuild, poll=options.poll)

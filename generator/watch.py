@@ -202,6 +202,11 @@ class Debouncer:
             self._last_change = time.monotonic()
             self._wake.notify()
 
+    def has_pending(self) -> bool:
+        """Whether changes have come that no batch has taken yet (work in between may stop for them)."""
+        with self._wake:
+            return bool(self._pending)
+
     def written(self, path: Path) -> None:
         """`path` was closed after writing: an in-place save of it is complete."""
         with self._wake:
@@ -276,6 +281,10 @@ class SiteWatcher:
         """Start watching; changes made after this returns are seen."""
         self._observer.start()  # first: if the system refuses the watches, no thread is left behind
         self._debouncer.start()
+
+    def has_pending(self) -> bool:
+        """Whether changes have come that the build has not been called for yet."""
+        return self._debouncer.has_pending()
 
     def stop(self) -> None:
         self._observer.stop()

@@ -622,6 +622,30 @@ def test_a_save_in_place_is_one_rebuild_and_one_reload(serving: Serving) -> None
         stream.close()
 
 
+
+def test_a_new_word_count_reaches_every_page_of_the_story_after_one_reload(serving: Serving) -> None:
+    """Every chapter page shows the story's word count: a save that changes it is followed, after the reload
+    and without another, by the story's other pages (here chapter 4, no neighbour of chapter 1)."""
+    words = re.compile(r"<dt>Words:</dt><dd>([\d,]+)</dd>")
+    far = "/salt-and-signal/4-the-lighthouse-log/"
+    before = int(words.search(fetch(serving.port, far).text).group(1).replace(",", ""))
+    stream = EventStream(serving.port)
+    try:
+        stream.next_state()
+        chapter = serving.site / CHAPTER
+        chapter.write_text(chapter.read_text("utf-8") + "\nFive more words come here.\n", "utf-8")
+        assert stream.next_state()["errors"] == []
+        expected = f"<dt>Words:</dt><dd>{before + 5:,}</dd>"
+        assert expected in fetch(serving.port, "/salt-and-signal/1-static/").text
+        deadline = time.monotonic() + 30
+        while expected not in fetch(serving.port, far).text:  # written right after the reload, unannounced
+            assert time.monotonic() < deadline, "chapter 4 still shows the old word count"
+        serving.lines.settle()
+        assert len(serving.lines.rebuilds()) == 1
+        assert not any("after the reload" in line for line in serving.lines.lines)
+    finally:
+        stream.close()
+
 def test_writes_into_the_output_folder_never_rebuild(serving: Serving) -> None:
     output = serving.site / "output"
     output.mkdir()
