@@ -156,26 +156,24 @@ class BuildSession:
                 self._known.flush(self.options.output)
         return written
 
-    def _redo_totals(self, pending: Callable[[], bool]) -> int:
+    def _redo_totals(self, pending: Callable[[], bool]) -> None:
         """The pages of `_totals` stories that show their totals, rendered one at a time and written if changed,
         until `pending()`; a story is done once all of its are."""
         if not self._totals or self._snapshot is None or self._known is None:
-            return 0
+            return
         from generator.pages import PageRenderer
 
         site = self._snapshot.site
         renderer = PageRenderer(site, self._environment(self._snapshot))
-        written = 0
         for story in site.stories:
             if story.slug not in self._totals:
                 continue
             for render in _pages_showing_totals(renderer, story):
                 if pending():
-                    return written
-                written += _write_changed(render(), self.options.output, self._known)
+                    return
+                _write_changed(render(), self.options.output, self._known)
             self._totals.discard(story.slug)
         self._totals.clear()  # those left are no longer published: a full build follows
-        return written
 
     def warm_up(self) -> None:
         """Get ready for the next incremental build (after a full one): what it knows, the templates it renders.
