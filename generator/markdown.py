@@ -429,13 +429,6 @@ class Rendering:
         self.close()
 
 
-def render_all(jobs: list[Job], targets: LinkTargets, cache: Cache | None, workers: int,
-               warnings: list[str], progress: ProgressCallback = no_progress) -> dict[str, Result]:
-    """Render every job, from the cache where possible and in parallel where it pays (see `Rendering`)."""
-    with Rendering(jobs, targets, cache, workers, warnings, progress) as rendering:
-        return rendering.results()
-
-
 def rendered_site(site: Site, results: dict[str, Result], log: ProblemLog) -> Site:
     """The site with the HTML and word counts of `results` (`Rendering.results`); link problems logged with
     file and line."""

@@ -94,9 +94,12 @@ def test_markdown_in_workers_is_the_markdown_rendered_here(monkeypatch, tmp_path
     targets = markdown.LinkTargets({target.resolve(): ("s", "2")})
     jobs = [markdown.Job(f"s-{n}", f'"Text" -- {n}...[^1] [next](2.md) [gone](3.md)\n\n[^1]: Note {n}.',
                          markdown.Origin(tmp_path / f"{n}.md", 5)) for n in range(40)]
-    here = markdown.render_all(jobs, targets, None, workers=1, warnings=[])
+    with markdown.Rendering(jobs, targets, None, 1, []) as rendering:
+        here = rendering.results()
     monkeypatch.setattr(markdown, "PARALLEL_THRESHOLD", 0)
-    there = markdown.render_all(jobs, targets, None, workers=2, warnings=[])
+    with markdown.Rendering(jobs, targets, None, 2, []) as rendering:
+        assert rendering._pool is not None  # rendered in workers
+        there = rendering.results()
     assert there == here and len(here) == 40
     assert "serialist:s/2" in here["s-7"][0] and here["s-7"][2]  # the link resolved; the broken one reported
     assert here["s-7"][2][0][:2] == (str(tmp_path / "7.md"), 5)  # problems come back with file and line
