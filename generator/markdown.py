@@ -310,19 +310,28 @@ def _targets_digest(targets: LinkTargets) -> str:
                   repr(sorted((str(p), url) for p, url in targets.files.items())))
 
 
-# In a worker process only: the link targets of the build (set once by `_adopt_targets`, not sent with every batch).
+# In a worker process only: the link targets of the build (set once by `_adopt_targets`, not sent with every batch),
+# and, in a worker forked from the build, the texts to render, which it shares rather than is sent.
 _worker_targets: LinkTargets | None = None
+_worker_jobs: list[Job] = []
 
 
-def _adopt_targets(targets: LinkTargets, parent: int | None) -> None:
-    global _worker_targets
+def _adopt_targets(targets: LinkTargets, parent: int | None, jobs: list[Job] | None = None) -> None:
+    global _worker_targets, _worker_jobs
     die_with_parent(parent)
     _worker_targets = targets
+    _worker_jobs = jobs or []
 
 
 def _render_in_worker(batch: list[tuple[int, Job]]) -> list[tuple[int, Result]]:
     assert _worker_targets is not None
     return [(index, render_job(job, _worker_targets)) for index, job in batch]
+
+
+def _render_shared(batch: list[int]) -> list[tuple[int, Result]]:
+    """`_render_in_worker`, in a forked worker: the batch is only the indices of texts it shares."""
+    assert _worker_targets is not None
+    return [(index, render_job(_worker_jobs[index], _worker_targets)) for index in batch]
 
 
 BATCH_MOST = 2_000_000  # characters of Markdown in a batch, at most (what the build and a worker hold of it at once)
@@ -384,11 +393,13 @@ class Rendering:
         self._futures: list[Future[list[tuple[int, Result]]]] = []
         if workers > 1 and sum(len(job.text) for job in self._todo) > PARALLEL_THRESHOLD:
             context = pool_context()
-            parent = os.getpid() if context.get_start_method() == "fork" else None  # else a fork server starts them
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                             initializer=_adopt_targets, initargs=(targets, parent))
+            forked = context.get_start_method() == "fork"  # else a fork server starts the workers
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_adopt_targets,
+                                             initargs=(targets, os.getpid(), self._todo) if forked else (targets, None))
             widen_pipes(self._pool)
-            self._futures = [self._pool.submit(_render_in_worker, batch) for batch in _batches(self._todo, workers)]
+            for batch in _batches(self._todo, workers):  # a forked worker shares the texts: it is sent their indices
+                self._futures.append(self._pool.submit(_render_shared, [index for index, _ in batch]) if forked
+                                     else self._pool.submit(_render_in_worker, batch))
 
     def _rendered(self) -> Iterator[tuple[int, Result]]:
         """(index in the texts to render, result) for every one, a batch at a time as the workers finish them."""
@@ -414,7 +425,8 @@ class Rendering:
         if self._cache:
             self._cache.flush()
         results = self._results
-        self._results, self._jobs, self._keys, self._missing, self._todo = {}, [], [], [], []
+        self._todo.clear()  # the list the workers were forked with, which the pool keeps
+        self._results, self._jobs, self._keys, self._missing = {}, [], [], []
         return results
 
     def close(self) -> None:

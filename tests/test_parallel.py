@@ -306,3 +306,23 @@ def test_memory_is_given_back_only_after_a_long_site(make_site, monkeypatch, thr
     monkeypatch.setattr(gc, "collect", lambda *args: collected.append(1) or 0)
     build_module.build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
     assert len(collected) == passes
+
+
+def test_workers_forked_from_the_build_are_sent_no_markdown(monkeypatch, tmp_path):
+    """Forked, the Markdown workers share the build's texts: a batch is only their indices."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from generator import markdown
+
+    monkeypatch.setattr(markdown, "PARALLEL_THRESHOLD", 0)
+    sent: list[object] = []
+    real = ProcessPoolExecutor.submit
+    monkeypatch.setattr(ProcessPoolExecutor, "submit",
+                        lambda pool, fn, batch: sent.append(batch) or real(pool, fn, batch))
+    jobs = [markdown.Job(f"s-{n}", f"*Text* {n}.", markdown.Origin(tmp_path / f"{n}.md", 1)) for n in range(30)]
+    with markdown.Rendering(jobs, markdown.LinkTargets({}), None, 2, []) as rendering:
+        results = rendering.results()
+    assert results["s-29"] == ("<p><em>Text</em> 29.</p>\n", 2, ())
+    assert sent and all(isinstance(index, int) for batch in sent for index in batch)  # type: ignore[attr-defined]
+    assert sorted(index for batch in sent for index in batch) == list(range(30))  # type: ignore[attr-defined]
+
