@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,11 +23,13 @@ from generator.errors import ContentError, Problem, ProblemLog, UsageError
 from generator.model import Site
 
 if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
     from generator.markdown import LinkTargets
 from generator.progress import no_progress
 from generator.output import MANIFEST, AnyFile, OutputFile, check_output_location, write_output
 from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
-from generator.theme import Theme, find_theme
+from generator.theme import Theme, compile_into, find_theme
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,22 @@ def without_markdown(site: Site) -> Site:
                                        for story in site.stories))
 
 
+def _compile_ahead(theme: Theme, bytecode_dir: Path | None) -> BaseProcess | None:
+    """A process compiling the theme's templates into `bytecode_dir` while this one loads the site and hands
+    the Markdown to the workers (a processor would otherwise wait, and compiling a theme takes tens of
+    milliseconds), when there are none there yet: on a first build, or after the cache was deleted."""
+    if bytecode_dir is None:
+        return None
+    try:
+        if next(os.scandir(bytecode_dir), None) is not None:
+            return None  # compiled by an earlier build: only a template edited since is compiled again
+    except OSError:
+        pass  # not there yet
+    from generator.parallel import ahead
+
+    return ahead(partial(compile_into, theme, bytecode_dir))
+
+
 def _next_due(site: Site, now: datetime) -> str | None:
     """When the earliest scheduled chapter comes due: the output is stale from then on."""
     due = [c.date for s in site.stories for c in s.chapters if not c.draft and c.date and c.date > now]
@@ -135,6 +154,17 @@ def build_with_snapshot(root: Path, options: BuildOptions,
                         snapshot: bool = True) -> tuple[BuildResult, Snapshot | None]:
     """`build`, and what it knew at the end (None when it found the output up to date, or when not asked:
     without a snapshot, the chapters' Markdown is let go of once it is rendered)."""
+    ahead: list[BaseProcess] = []
+    try:
+        return _build(root, options, snapshot, ahead)
+    finally:
+        for process in ahead:  # a build that failed early leaves nothing at work in its site once it is over
+            process.join()
+
+
+def _build(root: Path, options: BuildOptions, snapshot: bool,
+           ahead: list[BaseProcess]) -> tuple[BuildResult, Snapshot | None]:
+    """`build_with_snapshot`, which waits for the processes this one starts (`ahead`) to end."""
     started = time.perf_counter()
     stages = _Stages()
     now = options.now or datetime.now(timezone.utc)
@@ -155,6 +185,11 @@ def build_with_snapshot(root: Path, options: BuildOptions,
         return BuildResult(state.stories, state.chapters, state.words, 0, time.perf_counter() - started,
                            tuple(Problem(Path(p), line, message, "warning") for p, line, message in state.warnings),
                            tuple(stages.timings), up_to_date=True), None
+
+    bytecode_dir = root / CACHE_DIR / "jinja" if options.cache and options.write else None
+    compiling = _compile_ahead(theme, bytecode_dir)
+    if compiling is not None:
+        ahead.append(compiling)
 
     # Only a build that has work to do pays for importing the heavy stages.
     from generator.load import load_site
@@ -183,12 +218,13 @@ def build_with_snapshot(root: Path, options: BuildOptions,
         from generator.assets import copy_assets
         from generator.epub import EpubCache, render_epubs
         from generator.feeds import feed_files, render_sitemap
-        from generator.pages import compile_templates, render_pages
+        from generator.pages import render_pages
         from generator.parallel import made
-        from generator.theme import make_environment, static_files, template_problem
+        from generator.theme import compile_templates, make_environment, static_files, template_problem
 
-        env = make_environment(theme, root / CACHE_DIR / "jinja" if options.cache and options.write else None,
-                               auto_reload=False)
+        env = make_environment(theme, bytecode_dir, auto_reload=False)
+        if compiling is not None:
+            compiling.join()  # then the templates are loaded, compiled, from `bytecode_dir`
         template_error: Exception | None = None
         try:
             compile_templates(env)

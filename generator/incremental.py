@@ -188,7 +188,7 @@ class BuildSession:
         fresh = self._known is None
         if fresh:
             self._known = Known.of(self._snapshot)
-        from generator.pages import TEMPLATES
+        from generator.theme import TEMPLATES
 
         env = self._environment(self._snapshot)
         for name in TEMPLATES:

@@ -14,7 +14,7 @@ from generator.metadata import page_meta
 from generator.model import Chapter, Site, Story
 from generator.output import LazyFile, OutputFile
 from generator.taxonomy import Series, Tag, build_taxonomy
-from generator.theme import DEFAULT_THEME
+from generator.theme import compile_templates
 from generator.urls import Linker
 
 
@@ -214,10 +214,6 @@ class PageRenderer:
                             base_path=self.site.config.base_path)
 
 
-TEMPLATES = ("home.html", "404.html", "tags.html", "tag.html", "series_index.html", "series.html", "story.html",
-             "work.html", "chapter.html")
-
-
 def _later(path: str, render: Callable[[], OutputFile], weight: int = 1) -> LazyFile:
     def make() -> bytes:
         file = render()
@@ -247,23 +243,6 @@ def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
         files += [_later(page(urls.chapter_path(story, c)), partial(renderer.chapter, story, index))
                   for index, c in enumerate(story.chapters)]
     return files
-
-
-def compile_templates(env: jinja2.Environment) -> None:
-    """Compile the theme's templates in this process, before the worker processes that make the pages share
-    them, rather than once in each at its first page; raises the first error of the page templates. (Done
-    again, it only lists them: the environment keeps them compiled.)
-
-    The theme's other templates (the base page, the partials it includes and the macros it imports) are
-    compiled too; one that does not compile is left for the page that uses it, if any, to report."""
-    for name in TEMPLATES:
-        env.get_template(name)
-    for name in env.list_templates(extensions=["html"]):
-        if name not in TEMPLATES and not name.startswith(f"{DEFAULT_THEME}/"):
-            try:
-                env.get_template(name)
-            except jinja2.TemplateError:
-                pass
 
 
 def _work_part(renderer: PageRenderer, story: Story, number: int) -> OutputFile:

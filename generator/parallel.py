@@ -59,6 +59,26 @@ def widen_pipes(pool: ProcessPoolExecutor) -> None:
         pass
 
 
+def ahead(task: Callable[[], object]) -> multiprocessing.process.BaseProcess | None:
+    """`task` started in a process forked from this one, for what it leaves behind (files): work for a processor
+    that would otherwise wait while this one does something else. `join()` it to wait for it. None where forking
+    is not safe: the caller does without (the task's results must be something the caller can make itself)."""
+    if not can_fork():
+        return None
+    process = multiprocessing.get_context("fork").Process(target=_ahead, args=(task, os.getpid()), daemon=False)
+    try:
+        process.start()
+    except OSError:  # no more processes to be had: the caller does the work itself
+        return None
+    return process
+
+
+def _ahead(task: Callable[[], object], parent: int) -> None:
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the caller, which says so; this ends with it
+    task()
+
+
 def die_with_parent(parent: int | None) -> None:
     """(In a worker process.) End when the process that started it ends, even when it is killed, rather
     than wait on for work that will never come (Linux; elsewhere the pool's own shutdown has to do).

@@ -104,6 +104,41 @@ def make_environment(theme: Theme, bytecode_dir: Path | None = None, auto_reload
     return env
 
 
+# The templates the pages are rendered with: a theme has them all, its own or the default's.
+# The templates pages are rendered with: a theme's own, or else the default theme's.
+TEMPLATES = ("home.html", "404.html", "tags.html", "tag.html", "series_index.html", "series.html", "story.html",
+             "work.html", "chapter.html")
+
+
+def compile_into(theme: Theme, bytecode_dir: Path) -> None:
+    """Compile the theme's templates into `bytecode_dir` (a Jinja2 bytecode cache), where the build, which
+    does the same with an environment of its own, finds them (`parallel.ahead`: in a process of its own, while
+    the build loads the site). Any error is left for the build, which meets it again, to report."""
+    try:
+        compile_templates(make_environment(theme, bytecode_dir, auto_reload=False))
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def compile_templates(env: jinja2.Environment) -> None:
+    """Compile the theme's templates in this process, before the worker processes that make the pages share
+    them, rather than once in each at its first page; raises the first error of the page templates. (Done
+    again, it only lists them: the environment keeps them compiled.)
+
+    The theme's other templates (the base page, the partials it includes and the macros it imports) are
+    compiled too; one that does not compile is left for the page that uses it, if any, to report."""
+    import jinja2
+
+    for name in TEMPLATES:
+        env.get_template(name)
+    for name in env.list_templates(extensions=["html"]):
+        if name not in TEMPLATES and not name.startswith(f"{DEFAULT_THEME}/"):
+            try:
+                env.get_template(name)
+            except jinja2.TemplateError:
+                pass
+
+
 def template_problem(exc: jinja2.TemplateError, theme: Theme) -> Problem:
     """A template error as a Problem naming the template file and line."""
     import jinja2

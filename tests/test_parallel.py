@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -308,6 +309,74 @@ def test_memory_is_given_back_only_after_a_long_site(make_site, monkeypatch, thr
     assert len(collected) == passes
 
 
+def test_work_ahead_runs_in_another_process_and_is_waited_for(tmp_path):
+    from generator.parallel import ahead
+
+    mark = tmp_path / "made-by"
+    process = ahead(lambda: mark.write_text(str(os.getpid())))
+    assert process is not None
+    process.join(timeout=60)
+    assert process.exitcode == 0 and int(mark.read_text()) not in (os.getpid(), 0)
+
+
+def test_no_work_ahead_where_forking_is_unsafe(tmp_path):
+    """With another thread running (the dev server's), nothing is forked: the caller does the work itself."""
+    import threading
+
+    from generator.parallel import ahead
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert ahead(lambda: (tmp_path / "x").write_text("x")) is None
+    finally:
+        stop.set()
+        thread.join()
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_first_build_compiles_the_theme_in_another_process(make_site, monkeypatch, tmp_path):
+    """On a first build (no compiled templates in the cache) the theme is compiled by a process of its own
+    while the build loads the site, and the build loads it compiled: the same pages as a build that compiles
+    it itself (without a cache). A later build, whose cache has them, starts no such process."""
+    import shutil
+
+    import jinja2
+
+    from conftest import NOW, STORY, chapter
+    from generator.build import build
+    from generator.config import BuildOptions
+
+    site = make_site({"site.toml": 'title = "T"\n', "content/s/story.md": STORY,
+                      **{f"content/s/{n}.md": chapter(f"C{n}") for n in range(1, 4)}})
+    real = jinja2.Environment.compile
+    log = site / "compiled-by"
+
+    def compile_and_say(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        with log.open("a") as out:  # (a forked process's list is its own: say it in a file)
+            out.write(f"{os.getpid()}\n")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", compile_and_say)
+    other = tmp_path / "other"
+    shutil.copytree(site, other)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    compiled_by = [int(line) for line in log.read_text().split()]
+    assert compiled_by and os.getpid() not in compiled_by  # all of them elsewhere, none here
+    log.unlink()
+    build(other, BuildOptions(output=other / "output", now=NOW, cache=False))
+    assert {int(line) for line in log.read_text().split()} == {os.getpid()}  # without a cache: all here
+    pages = {p.relative_to(site / "output"): p.read_bytes() for p in (site / "output").rglob("*.html")}
+    assert pages == {p.relative_to(other / "output"): p.read_bytes() for p in (other / "output").rglob("*.html")}
+
+    log.unlink()
+    (site / "content/s/1.md").write_text(chapter("C1", body="Other words."))
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    assert not log.exists()  # loaded from the cache, here
+    assert b"Other words." in (site / "output/s/1/index.html").read_bytes()
+
+
 def test_workers_forked_from_the_build_are_sent_no_markdown(monkeypatch, tmp_path):
     """Forked, the Markdown workers share the build's texts: a batch is only their indices."""
     from concurrent.futures import ProcessPoolExecutor
@@ -326,3 +395,19 @@ def test_workers_forked_from_the_build_are_sent_no_markdown(monkeypatch, tmp_pat
     assert sent and all(isinstance(index, int) for batch in sent for index in batch)  # type: ignore[attr-defined]
     assert sorted(index for batch in sent for index in batch) == list(range(30))  # type: ignore[attr-defined]
 
+
+def test_a_build_that_fails_leaves_nothing_at_work_in_its_site(make_site):
+    """The theme's compiling, started ahead, is over when the build is, also when the content stopped it:
+    nothing writes into the site after the command ends (or while a script deletes it)."""
+    import multiprocessing
+
+    from conftest import NOW
+    from generator.build import build
+    from generator.config import BuildOptions
+    from generator.errors import ContentError
+
+    site = make_site({"site.toml": 'title = "T"\n', "content/s/story.md": "---\ntitle: [unclosed\n---\n"})
+    with pytest.raises(ContentError):
+        build(site, BuildOptions(output=site / "output", now=NOW))
+    assert (site / ".serialist-cache/jinja").is_dir()  # it did start
+    assert multiprocessing.active_children() == []
