@@ -33,7 +33,14 @@ from generator.model import Chapter, Site, Story
 
 LINK_SCHEME = "serialist"
 
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_FIRST_CJK = "\u3040"  # no character before it is a CJK one
+
+
+@lru_cache(maxsize=1)
+def _cjk() -> re.Pattern[str]:
+    """A CJK character (compiled when a text first has a character past `_FIRST_CJK`: like `word_pattern`,
+    it takes milliseconds)."""
+    return re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 @lru_cache(maxsize=1)
@@ -107,7 +114,9 @@ def count_words(tokens: list[Token]) -> int:
                     parts.append(" ")
             parts.append(" ")
     text = "".join(parts)
-    return len(text.split()) if text.isascii() or not _CJK.search(text) else len(word_pattern().findall(text))
+    if text.isascii() or max(text) < _FIRST_CJK or not _cjk().search(text):
+        return len(text.split())
+    return len(word_pattern().findall(text))
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ def test_benchmark_prose_renders_as_with_markdown_it_py():
 
 
 WORDS = st.text(alphabet=st.sampled_from([" ", "\u00a0", "\u2003", "\u3000", "\x1c", "\x85", "\n", "\t", "a", "é",
-                                          "日", "한", "-", "w"]), max_size=80)
+                                          "日", "한", "\uff01", "\U0001f600", "-", "w"]), max_size=80)
 
 
 @settings(max_examples=400, deadline=None)
