@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from pathlib import Path
@@ -233,18 +232,10 @@ def serve(site_dir: Path, host: str, port: int, no_drafts: bool, future: bool, p
         _fail(exc)
 
 
-YOUNG_OBJECTS = 50_000  # new objects between two passes of the garbage collector (Python's default: 700)
-
-
 def run() -> None:
     """The `serialist` program: `main`, then out of the process at once. Whatever a command makes is written
     and closed by the time it returns, so the interpreter's teardown of every object it still holds (tens of
-    milliseconds after building a long serial) would only keep the author waiting.
-
-    A build makes objects by the hundred thousand (the site, Markdown's tokens), nearly all freed by their
-    reference counts; the garbage collector's pass over the newest ones, every 700 by default, costs a
-    rebuild of 300 chapters some 8 ms for nothing, in this process and in the workers forked from it."""
-    gc.set_threshold(YOUNG_OBJECTS, *gc.get_threshold()[1:])
+    milliseconds after building a long serial) would only keep the author waiting."""
     try:
         main()
         status: object = 0
