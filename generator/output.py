@@ -53,6 +53,19 @@ class LazyFile:
 AnyFile = OutputFile | LazyFile
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A file already put into the output being made, by the worker process that made its bytes (see
+    `write_output`): only what the build has to know of it."""
+
+    path: str
+    digest: str  # `file_hash` of its bytes
+    written: bool  # False when it was linked to the same bytes in the current output, or already there
+
+
+Placing = Callable[[str, bytes], tuple[str, bool]]  # (path, bytes) → (digest, written): `_Spare.place`
+
+
 def check_output_location(output: Path, site_root: Path, content_dir: Path) -> None:
     """Refuse output folders that would swallow the author's files."""
     out = output.resolve()
@@ -163,8 +176,11 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
-def write_output(files: Iterable[AnyFile], output: Path) -> int:
-    """Write `files` as the new content of `output`; returns how many were written."""
+def write_output(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterable[AnyFile | Placed]],
+                 output: Path) -> int:
+    """Write `files` as the new content of `output`; returns how many were written. `files` may be a function
+    of how to put a file in place, for the processes that make files to put them in place themselves, giving
+    the `Placed` record of each (see `_write_locked`)."""
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         with _locked(output):
@@ -245,7 +261,39 @@ def _make_folder(root: Path, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def _write_locked(files: Iterable[AnyFile], output: Path) -> int:
+@dataclass(frozen=True)
+class _Spare:
+    """The spare copy of the output being brought up to date (see `_write_locked`): where each file goes.
+    Forked worker processes share it, and put the files they make into it themselves."""
+
+    folder: Path
+    output: Path
+    current: dict[str, str]  # the current output's files → digest
+    have: dict[str, str]  # the spare's files → digest, as the build before last left them
+
+    def place(self, path: str, data: bytes, folder_made: bool = False) -> tuple[str, bool]:
+        """Put one file into the spare: (its digest, whether its bytes were written rather than linked to the
+        current output's same file, or left as the spare already had them). `folder_made`: its folder is
+        known to be there already."""
+        digest = file_hash(data)
+        target = self.folder / path
+        if self.have.get(path) == digest and target.is_file():
+            return digest, False
+        if not folder_made:
+            _make_folder(self.folder, target.parent)
+        linked = self.current.get(path) == digest
+        if not linked and _create(target, data):
+            return digest, True
+        if target.is_dir() and not target.is_symlink():  # an old folder where a file now goes
+            shutil.rmtree(target)
+        if linked and _replace_with_link(self.output / path, target):
+            return digest, False
+        _replace_with_bytes(data, target)
+        return digest, True
+
+
+def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterable[AnyFile | Placed]],
+                  output: Path) -> int:
     """Bring the spare copy of the output up to date, then swap it in.
 
     The spare is the output of the build before last, kept next to the output
@@ -256,68 +304,64 @@ def _write_locked(files: Iterable[AnyFile], output: Path) -> int:
     or is killed leaves it as it was.
 
     Files are written as they come (a page's bytes are made only now, see
-    `LazyFile`), and what the previous build made and this one did not is
+    `LazyFile`; `files` may be a function of the spare's `place`, for the
+    worker processes that make pages to put them in place themselves, see
+    `parallel.made`), and what the previous build made and this one did not is
     removed at the end.
     """
     recover(output)
     current = previous_manifest(output) or {}
-    spare = _spare(output)
-    have = previous_manifest(spare) if spare.is_dir() else None
+    folder = _spare(output)
+    have = previous_manifest(folder) if folder.is_dir() else None
     if have is None:  # no spare, or one a killed build left half-updated
-        shutil.rmtree(spare, ignore_errors=True)
-        spare.mkdir()
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
         have = {}
     else:
-        (spare / MANIFEST).unlink()
+        (folder / MANIFEST).unlink()
+    spare = _Spare(folder, output, current, have)
     wanted: dict[str, str] = {}
 
-    def place(path: str, data: bytes, digest: str, new_folder: bool, folder_made: Future[bool] | None) -> bool:
-        """Put one file into the spare; True when its bytes were written (not linked)."""
-        target = spare / path
-        if new_folder:
-            _make_folder(spare, target.parent)
-        elif folder_made is not None:
+    def place(path: str, data: bytes, folder_made: Future[tuple[str, bool]] | None) -> tuple[str, bool]:
+        if folder_made is not None:
             folder_made.result()  # the write that makes the folder, submitted earlier: running or done
-        linked = current.get(path) == digest
-        if not linked and _create(target, data):
-            return True
-        if target.is_dir() and not target.is_symlink():  # an old folder where a file now goes
-            shutil.rmtree(target)
-        if linked and _replace_with_link(output / path, target):
-            return False
-        _replace_with_bytes(data, target)
-        return True
+        return spare.place(path, data, folder_made=folder_made is not None)
 
-    # The file system's work (a new folder for every chapter's page) is done on other threads, while this one
-    # takes the next pages from the processes that make them: the system calls let go of the GIL.
-    folders: dict[Path, Future[bool]] = {}  # folder → the write that makes it
-    pending: deque[Future[bool]] = deque()
+    # The file system's work (a new folder for every chapter's page) and hashing are done on other threads,
+    # while this one takes the next pages from the processes that make them: both let go of the GIL.
+    folders: dict[Path, Future[tuple[str, bool]]] = {}  # folder → the write that makes it
+    pending: deque[tuple[str, Future[tuple[str, bool]]]] = deque()
     written = 0
     with ThreadPoolExecutor(WRITERS) as writers:
         try:
-            for item in files:
-                data = item.data
-                digest = file_hash(data)
-                wanted[item.path] = digest
-                target = spare / item.path
-                if have.get(item.path) == digest and target.is_file():
+            for item in files(spare.place) if callable(files) else files:
+                if isinstance(item, Placed):
+                    wanted[item.path] = item.digest
+                    written += item.written
                     continue
-                new_folder = target.parent not in folders
-                future = writers.submit(place, item.path, data, digest, new_folder, folders.get(target.parent))
-                if new_folder:
-                    folders[target.parent] = future
-                pending.append(future)
-                while pending and (len(pending) > MAX_PENDING or pending[0].done()):
-                    written += pending.popleft().result()
+                parent = (folder / item.path).parent
+                future = writers.submit(place, item.path, item.data, folders.get(parent))
+                wanted[item.path] = ""  # (its digest comes with the write, below)
+                folders.setdefault(parent, future)
+                pending.append((item.path, future))
+                while pending and (len(pending) > MAX_PENDING or pending[0][1].done()):
+                    written += _done(pending.popleft(), wanted)
             while pending:
-                written += pending.popleft().result()
+                written += _done(pending.popleft(), wanted)
         finally:
-            for future in pending:
+            for _, future in pending:
                 future.cancel()
-    _remove(spare, [path for path in have if path not in wanted], wanted)
+    _remove(folder, [path for path in have if path not in wanted], wanted)
     manifest = "".join(f"{path}\t{wanted[path]}\n" for path in sorted(wanted))
-    (spare / MANIFEST).write_text(manifest, "utf-8")
-    _swap_in(spare, output)
+    (folder / MANIFEST).write_text(manifest, "utf-8")
+    _swap_in(folder, output)
+    return written
+
+
+def _done(write: tuple[str, Future[tuple[str, bool]]], wanted: dict[str, str]) -> bool:
+    """Whether a file handed to a writer thread was written (its digest noted in `wanted`)."""
+    path, future = write
+    wanted[path], written = future.result()
     return written
 
 

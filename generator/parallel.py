@@ -16,10 +16,12 @@ import threading
 from collections import deque
 from functools import partial
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
-from generator.output import AnyFile, LazyFile, OutputFile
+from generator.output import AnyFile, LazyFile, OutputFile, Placed, Placing
 from generator.progress import ProgressCallback, no_progress
+
+T = TypeVar("T")
 
 PARALLEL_PAGES = 200  # pages to make before other processes pay off (forking costs about 20 ms)
 CHUNK = 32  # pages a worker makes at a time (by `LazyFile.weight`)
@@ -39,7 +41,7 @@ def can_fork() -> bool:
 
 
 # In a worker process only: what to do with each index (set by `_adopt` in the process that forked it).
-_task: Callable[[int], bytes] | None = None
+_task: Callable[[int], object] | None = None
 
 
 PIPE_BYTES = 1 << 20  # what the pipes between the build and its workers hold (Linux's most, unprivileged)
@@ -93,21 +95,21 @@ def die_with_parent(parent: int | None) -> None:
         os._exit(1)
 
 
-def _adopt(task: Callable[[int], bytes], parent: int) -> None:
+def _adopt(task: Callable[[int], object], parent: int) -> None:
     global _task
     die_with_parent(parent)
     _task = task
 
 
-def _run(indices: list[int]) -> list[bytes]:
+def _run(indices: list[int]) -> list[object]:
     assert _task is not None
     return [_task(index) for index in indices]
 
 
-def in_workers(task: Callable[[int], bytes], chunks: Iterable[list[int]],
-               workers: int, ordered: bool = True) -> Iterator[tuple[list[int], list[bytes]]]:
+def in_workers(task: Callable[[int], T], chunks: Iterable[list[int]],
+               workers: int, ordered: bool = True) -> Iterator[tuple[list[int], list[T]]]:
     """(chunk, `task` of each index in it) for every chunk, done in `workers` processes forked from this
-    one, which share its memory (nothing is pickled but the indices and the bytes); in order, or with
+    one, which share its memory (nothing is pickled but the indices and what `task` gives); in order, or with
     `ordered=False` as they are done (a long chunk does not hold up the others).
 
     Only a few chunks are ahead of the caller, so results do not pile up. A chunk that fails in a worker
@@ -119,7 +121,7 @@ def in_workers(task: Callable[[int], bytes], chunks: Iterable[list[int]],
                                initializer=_adopt, initargs=(task, os.getpid()))
     widen_pipes(pool)
     try:
-        futures: deque[tuple[list[int], Future[list[bytes]]]] = deque()
+        futures: deque[tuple[list[int], Future[list[T]]]] = deque()
 
         def submit() -> None:
             chunk = waiting.popleft()
@@ -183,11 +185,20 @@ def give_back_memory() -> None:
         pass
 
 
-def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no_progress) -> Iterator[AnyFile]:
+def _make_and_place(files: Sequence[AnyFile], place: Placing, index: int) -> tuple[str, bool]:
+    """(In a worker process.) The file made and put in place: what `place` says of it."""
+    return place(files[index].path, _make(files, index))
+
+
+def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no_progress,
+         place: Placing | None = None) -> Iterator[AnyFile | Placed]:
     """`files` in order, the bytes of each `LazyFile` made in `workers` forked processes when there are enough
     of them and forking is safe (else here, as each is asked for). The `early` ones are started first,
     so that a worker makes them while the others make the pages, and each comes out as soon as it is made
-    (ahead of its place): a site's books are not all held until the writing gets to them."""
+    (ahead of its place): a site's books are not all held until the writing gets to them.
+
+    With `place` (`output.write_output`'s), a worker puts each file it makes in place itself, and only
+    its `Placed` record comes back, in no particular order: its bytes never go through a pipe."""
     lazy = [index for index, file in enumerate(files) if isinstance(file, LazyFile)]
     if workers < 2 or len(lazy) < PARALLEL_PAGES or not can_fork():
         for done, file in enumerate(files, start=1):
@@ -196,6 +207,9 @@ def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no
         return
     early = {index for index in lazy if files[index].early}  # type: ignore[union-attr]
     chunks = [*([index] for index in sorted(early)), *_chunks(files, [index for index in lazy if index not in early])]
+    if place is not None:
+        yield from _placed(files, chunks, workers, place, progress)
+        return
     batches = in_workers(partial(_make, files), chunks, workers, ordered=False)
     ready: dict[int, bytes] = {}
     out_early: set[int] = set()  # early files already given out
@@ -219,5 +233,26 @@ def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no
             done += 1
             yield file
             progress("Rendering pages", done, len(files))
+    finally:
+        batches.close()
+
+
+def _placed(files: Sequence[AnyFile], chunks: list[list[int]], workers: int, place: Placing,
+            progress: ProgressCallback) -> Iterator[AnyFile | Placed]:
+    """`made` with `place`: the files already made first, for the caller to put in place; then the others'
+    `Placed` records as the workers are done with them."""
+    done = 0
+    for file in files:
+        if not isinstance(file, LazyFile):
+            done += 1
+            yield file
+            progress("Rendering pages", done, len(files))
+    batches = in_workers(partial(_make_and_place, files, place), chunks, workers, ordered=False)
+    try:
+        for chunk, results in batches:
+            for index, (digest, written) in zip(chunk, results):
+                done += 1
+                yield Placed(files[index].path, digest, written)
+                progress("Rendering pages", done, len(files))
     finally:
         batches.close()

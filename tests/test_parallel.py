@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -411,3 +412,60 @@ def test_a_build_that_fails_leaves_nothing_at_work_in_its_site(make_site):
         build(site, BuildOptions(output=site / "output", now=NOW))
     assert (site / ".serialist-cache/jinja").is_dir()  # it did start
     assert multiprocessing.active_children() == []
+
+
+def test_workers_put_the_pages_they_make_in_place_themselves(tmp_path):
+    """Given where files go (`place`), a worker puts each page it makes there itself: only a small record
+    comes back, never the page's bytes. What was made already is left for the caller to put in place."""
+    from generator.output import Placed
+
+    folder = tmp_path / "placed"
+    folder.mkdir()
+
+    def place(path: str, data: bytes) -> tuple[str, bool]:
+        (folder / path.replace("/", "_")).write_bytes(data + f" placed by {os.getpid()}".encode())
+        return f"digest of {path}", True
+
+    files = [OutputFile("feed.xml", b"feed"), *(page(i) for i in range(PARALLEL_PAGES + 50))]
+    out = list(made(files, workers=2, place=place))
+    assert out[0] == files[0]
+    assert all(isinstance(item, Placed) for item in out[1:])
+    assert sorted(item.path for item in out[1:]) == sorted(file.path for file in files[1:])
+    assert all(item.digest == f"digest of {item.path}" and item.written for item in out[1:])
+    for i in range(PARALLEL_PAGES + 50):
+        text, maker, placer = re.fullmatch(r"(page \d+) by (\d+) placed by (\d+)",
+                                           (folder / f"p_{i}.html").read_text()).groups()
+        assert text == f"page {i}" and maker == placer != str(os.getpid())
+
+
+def test_pages_put_in_place_by_workers_are_the_output_made_here(make_site, monkeypatch, tmp_path):
+    """The same files and manifest whether the build process writes every file or the workers put the pages
+    in place; and on a rebuild the same files are written, the unchanged ones kept as they were."""
+    import shutil
+
+    from conftest import NOW, STORY, chapter
+    from generator import parallel
+    from generator.build import build
+    from generator.config import BuildOptions
+
+    files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n', "content/s/story.md": STORY}
+    files.update({f"content/s/{n}.md": chapter(f"C{n}", body=f"Chapter {n}.") for n in range(1, 9)})
+    here = make_site(files)
+    there = tmp_path / "there"
+    shutil.copytree(here, there)
+    monkeypatch.setattr(parallel, "PARALLEL_PAGES", 1)
+
+    def tree(site: Path) -> dict[str, bytes]:
+        return {p.relative_to(site / "output").as_posix(): p.read_bytes()
+                for p in (site / "output").rglob("*") if p.is_file()}
+
+    results = {}
+    for site, cores in ((here, 1), (there, 2)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        build(site, BuildOptions(output=site / "output", now=NOW))
+        (site / "content/s/3.md").write_text(chapter("C3", body="Chapter 3, longer now."))
+        times = {p: p.stat().st_mtime_ns for p in (site / "output").rglob("*.css")}
+        results[cores] = build(site, BuildOptions(output=site / "output", now=NOW)).files_written
+        assert times and all(p.stat().st_mtime_ns == t for p, t in times.items())
+    assert tree(here) == tree(there) and ".serialist-manifest" in tree(here)
+    assert results[1] == results[2] > 0
