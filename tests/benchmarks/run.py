@@ -30,6 +30,8 @@ file or folder skip, one by one, every inode freed in the last minute (five
 while not yet written back; `recently_deleted()` in `fs/ext4/ialloc.c`), so a
 build right after a deletion of thousands of files pays for it, more at each
 run. (The other builds and the edits delete nothing worth speaking of.)
+Before every run (Hugo's too) the file system is synced, untimed, so that no
+run is charged with writing back what the run before it wrote.
 "peak MiB" is the largest resident set of any one process of the command
 (`ru_maxrss` from `os.wait4`); "all MiB" is the peak of the command's whole
 process tree, sampled every 50 ms: the main process's resident set plus what
@@ -258,7 +260,8 @@ def measure(cmd: Sequence[str], timeout: float, cwd: Path | None = None) -> Samp
 
 def repeat(name: str, prepare: Callable[[int], None], run: Callable[[], Sample], runs: int,
            budget: float) -> Measurement:
-    """One warm-up then `runs` measured runs; `prepare(i)` (untimed) comes before run i (0 = warm-up).
+    """One warm-up then `runs` measured runs; `prepare(i)` (untimed) comes before run i (0 = warm-up), then
+    `settle()`, so that no run is charged with writing back what the one before it wrote.
 
     A run over `budget` seconds ends the repetitions (a warm-up that slow is kept as the one sample).
     """
@@ -266,6 +269,7 @@ def repeat(name: str, prepare: Callable[[int], None], run: Callable[[], Sample],
     for index in range(runs + 1):
         try:
             prepare(index)
+            settle()
             sample = run()
         except BenchmarkError as exc:
             log(f"  {name}: FAILED: {exc}")
@@ -337,7 +341,6 @@ def chapter_pages(output: Path, content: Path) -> int:
 def forget_build(bench: Bench) -> None:
     discard(bench.site / ".serialist-cache", bench.trash)
     discard(bench.output, bench.trash)
-    settle()
 
 
 def discard(path: Path, trash: Path) -> None:
@@ -347,8 +350,8 @@ def discard(path: Path, trash: Path) -> None:
 
 
 def settle() -> None:
-    """Let the file system finish deleting (freeing and discarding blocks) before a measured build starts,
-    so that the build measured is not charged with it."""
+    """Let the file system write back what was written and finish deleting (freeing and discarding blocks)
+    before a measured run starts, so that the run measured is not charged with it."""
     os.sync()
 
 
@@ -752,11 +755,7 @@ def measure_hugo(binary: Path, bench: Bench, root: Path) -> Measurement:
     public = root / "hugo-public"
     cmd = [str(binary), "--quiet", "--source", str(hugo_site), "--destination", str(public)]
 
-    def prepare(_: int) -> None:
-        discard(public, bench.trash)
-        settle()
-
-    result = repeat("Hugo full build", prepare, lambda: measure(cmd, bench.timeout), bench.runs, bench.budget)
+    result = repeat("Hugo full build", lambda _: discard(public, bench.trash), lambda: measure(cmd, bench.timeout), bench.runs, bench.budget)
     built = chapter_pages(public, hugo_site / "content")
     if not result.failed and built != bench.size.total_chapters:
         result.note = f"only {built} of {bench.size.total_chapters} chapter pages built! " + result.note
