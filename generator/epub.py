@@ -367,10 +367,14 @@ class _Book:
     def cached(self, key: str) -> tuple[bytes, list[str]] | None:
         """The (XHTML body in UTF-8, ids) of the document with this `_conversion_key`, if an earlier build
         converted it."""
-        if self.converted is None:
-            return None
-        cached = self.converted.get(key)
-        return cached if isinstance(cached, tuple) and len(cached) == 2 and isinstance(cached[0], bytes) else None
+        return self.cached_many([key])[0]
+
+    def cached_many(self, keys: list[str]) -> list[tuple[bytes, list[str]] | None]:
+        """`cached` of each key (in one query for a few hundred)."""
+        found = self.converted.get_many(keys) if self.converted is not None else {}
+        return [value if isinstance(value := found.get(key), tuple) and len(value) == 2
+                and isinstance(value[0], bytes) else None for key in keys]
+
 
     def converted_or_convert(self, html: str, web_page: str) -> tuple[bytes, list[str]]:
         """The document's (XHTML body in UTF-8, ids), from the cache or converted now (and cached)."""
@@ -656,7 +660,7 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
 
     keys = [book._conversion_key(html(index), web_page(index)) if book.converted is not None else ""
             for index in range(last + 1)]
-    documents = [book.cached(key) for key in keys]
+    documents = book.cached_many(keys)
     missing = [index for index, found in enumerate(documents) if found is None]
     whole: dict[int, tuple[list[str], _Packed]] = {}  # documents deflated whole in a worker: only that is kept
     if workers > 1 and len(missing) >= PARALLEL_CHAPTERS and can_fork():

@@ -391,8 +391,9 @@ class Rendering:
         self._keys = [_job_key(job) for job in jobs]
         self._results: dict[str, Result] = {}
         self._missing: list[int] = []
+        found = cache.get_many(self._keys, warnings) if cache else {}
         for index, (job, key) in enumerate(zip(jobs, self._keys)):
-            cached = cache.get(key, warnings) if cache else None
+            cached = found.get(key)
             if isinstance(cached, tuple) and len(cached) == 4 and cached[3] in ("", self._targets_digest):
                 self._results[job.doc_id] = cached[:3]
             else:

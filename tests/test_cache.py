@@ -214,3 +214,28 @@ def test_the_old_cache_folders_are_removed(make_site):
     (old / "cdef").write_bytes(b"an old entry")
     build(site, BuildOptions(output=site / "output", now=NOW))
     assert not (site / CACHE_DIR / "markdown").exists() and (site / CACHE_DIR / "markdown.sqlite").is_file()
+
+
+def test_many_entries_are_looked_up_at_once(tmp_path, monkeypatch):
+    """`get_many` finds what `get` finds, for more keys than one query takes; a damaged entry is left out with
+    a warning, and a key asked twice or never put is no trouble."""
+    import sqlite3
+
+    from generator import cache as cache_module
+    from generator.cache import Cache
+
+    monkeypatch.setattr(cache_module, "QUERY_KEYS", 7)
+    cache = Cache.for_site(tmp_path, "markdown")
+    for n in range(30):
+        cache.put(f"k{n}", ("html", n))
+    cache.close()
+    with sqlite3.connect(tmp_path / CACHE_DIR / "markdown.sqlite") as db:
+        db.execute("UPDATE entries SET value = ? WHERE key = 'k5'", (b"\x00\xffnot marshal",))
+    cache = Cache.for_site(tmp_path, "markdown")
+    warnings: list[str] = []
+    keys = [f"k{n}" for n in range(30)] + ["k3", "never put"]
+    found = cache.get_many(keys, warnings)
+    assert found == {f"k{n}": ("html", n) for n in range(30) if n != 5}
+    assert found == {key: cache.get(key) for key in keys if cache.get(key) is not None}
+    assert len(warnings) == 1 and "damaged entry" in warnings[0]
+    assert Cache.for_site(tmp_path, "other", enabled=False).get_many(keys) == {}
