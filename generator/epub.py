@@ -375,7 +375,6 @@ class _Book:
         return [value if isinstance(value := found.get(key), tuple) and len(value) == 2
                 and isinstance(value[0], bytes) else None for key in keys]
 
-
     def converted_or_convert(self, html: str, web_page: str) -> tuple[bytes, list[str]]:
         """The document's (XHTML body in UTF-8, ids), from the cache or converted now (and cached)."""
         key = self._conversion_key(html, web_page) if self.converted is not None else ""
@@ -997,42 +996,40 @@ class EpubCache:
 
 def render_epubs(site: Site, cache: EpubCache | None = None, converted: Cache | None = None,
                  workers: int = 1) -> list[AnyFile]:
-    """The EPUB of every story: from the cache when nothing that goes into it changed, and otherwise made
-    when it is written, with the XHTML of unchanged chapters from `converted`.
+    """The EPUB of every story: from the cache when nothing that goes into it changed, and otherwise made,
+    with the XHTML of unchanged chapters from `converted`; either way, when it is written (see `_book`).
 
-    A book to make is an `early` `LazyFile`: when the pages are made in worker processes, one of them makes
-    the book while the others make pages (see `parallel.made`). The book of a story longer than
-    `EARLY_WORDS` is made now, its chapters converted in `workers` processes: a worker making it would
-    need its own memory for all of it."""
+    A book is an `early` `LazyFile`: when the pages are made in worker processes, one of them makes the book
+    (first hashing what goes into it, megabytes of a long story's text, to look for it in the cache) while
+    the others make pages (see `parallel.made`). The book of a story longer than `EARLY_WORDS` is made
+    now, its chapters converted in `workers` processes: a worker making it would need its own memory for
+    all of it."""
     assets = {asset.path: asset for story in site.stories for asset in story.assets}
     taxonomy = build_taxonomy(site)
     files: list[AnyFile] = []
     for story in site.stories:
         part = taxonomy.part_of(story)
         series = (part.number, part.series) if part is not None else None
-        images = _inputs(site, story, assets)
-        key = cache_key(site, story, images, series)
-        book = cache.get(story.slug, key) if cache is not None else None
-        if book is not None:
-            files.append(OutputFile(urls.epub_path(story), book))
-            continue
-        make = partial(_make_and_keep, site, story, assets, images, series, cache, key, converted,
-                       os.getpid(), workers)
+        book = partial(_book, site, story, assets, series, cache, converted, os.getpid(), workers)
         if story.words > EARLY_WORDS:  # made now: a worker would hold this long book besides what it shares
-            files.append(OutputFile(urls.epub_path(story), make()))
+            files.append(OutputFile(urls.epub_path(story), book()))
         else:
-            files.append(LazyFile(urls.epub_path(story), make, weight=len(story.chapters) + 1, early=True))
+            files.append(LazyFile(urls.epub_path(story), book, weight=len(story.chapters) + 1, early=True))
     return files
 
 
-def _make_and_keep(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
-                   series: tuple[int, str] | None, cache: EpubCache | None, key: str,
-                   converted: Cache | None, build: int, workers: int = 1) -> bytes:
-    """The story's EPUB, made (from the previous one where it can) and put in the cache; in the `build`
-    process with `workers`, alone in a worker process."""
-    previous = cache.previous(story.slug, key) if cache is not None else None
-    data = make_epub(site, story, assets, images, series, converted, previous,
-                     workers if os.getpid() == build else 1)
-    if cache is not None:
+def _book(site: Site, story: Story, assets: dict[str, Asset], series: tuple[int, str] | None,
+          cache: EpubCache | None, converted: Cache | None, build: int, workers: int = 1) -> bytes:
+    """The story's EPUB: the cache's, when it has the book of what goes into it now; else made (from the
+    previous one where it can) and put in the cache. In the `build` process with `workers`, alone in a
+    worker process."""
+    images = _inputs(site, story, assets)
+    workers = workers if os.getpid() == build else 1
+    if cache is None or not cache.enabled:
+        return make_epub(site, story, assets, images, series, converted, None, workers)
+    key = cache_key(site, story, images, series)
+    data = cache.get(story.slug, key)
+    if data is None:
+        data = make_epub(site, story, assets, images, series, converted, cache.previous(story.slug, key), workers)
         cache.put(story.slug, key, data)
     return data

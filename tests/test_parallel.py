@@ -293,6 +293,47 @@ def test_books_made_by_page_workers_are_the_books_made_here(make_site, monkeypat
         assert (other / book).read_bytes() == (site / book).read_bytes()
 
 
+def test_the_page_workers_look_for_the_books_in_the_cache(make_site, monkeypatch, tmp_path):
+    """What goes into a book (megabytes of a long story's text) is hashed, to find the book in the cache, by
+    the worker that makes it, beside the pages, rather than by the build before the pages start."""
+    import zipfile
+
+    from conftest import NOW, STORY, chapter
+    from generator import epub, parallel
+    from generator.build import build
+    from generator.config import BuildOptions
+
+    files = {"site.toml": 'title = "T"\n'}
+    for story in ("a", "b"):
+        files[f"content/{story}/story.md"] = STORY.replace("A Story", f"Story {story}")
+        files.update({f"content/{story}/{n}.md": chapter(f"C{n}", body=f"{story} {n}.") for n in range(1, 4)})
+    site = make_site(files)
+    log = tmp_path / "log.txt"  # a file: the books are looked for and made in other processes
+
+    def logged(name, real):  # noqa: ANN001, ANN202
+        def call(site, story, *args):  # noqa: ANN001, ANN202
+            with log.open("a") as handle:
+                handle.write(f"{name} {story.slug} {os.getpid()}\n")
+            return real(site, story, *args)
+        return call
+
+    monkeypatch.setattr(epub, "cache_key", logged("key", epub.cache_key))
+    monkeypatch.setattr(epub, "make_epub", logged("make", epub.make_epub))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel, "PARALLEL_PAGES", 1)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    first = (site / "output/b/b.epub").read_bytes()
+    log.unlink()
+    (site / "content/a/2.md").write_text(chapter("C2", body="a 2, again."))
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    calls = [line.split() for line in log.read_text().splitlines()]
+    assert sorted((name, story) for name, story, _ in calls) == [("key", "a"), ("key", "b"), ("make", "a")]
+    assert str(os.getpid()) not in {pid for _, _, pid in calls}
+    assert (site / "output/b/b.epub").read_bytes() == first  # from the cache
+    with zipfile.ZipFile(site / "output/a/a.epub") as book:
+        assert any(b"again" in book.read(name) for name in book.namelist())
+
+
 @pytest.mark.parametrize("threshold, passes", [(10**9, 0), (0, 2)])
 def test_memory_is_given_back_only_after_a_long_site(make_site, monkeypatch, threshold, passes):
     """The collector's pass over every object after the Markdown and EPUB stages pays only on a long site."""
