@@ -8,6 +8,7 @@ list of tags (as on AO3) with nh3.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -407,9 +408,15 @@ class Rendering:
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_adopt_targets,
                                              initargs=(targets, os.getpid(), self._todo) if forked else (targets, None))
             widen_pipes(self._pool)
-            for batch in _batches(self._todo, workers):  # a forked worker shares the texts: it is sent their indices
-                self._futures.append(self._pool.submit(_render_shared, [index for index, _ in batch]) if forked
-                                     else self._pool.submit(_render_in_worker, batch))
+            if forked:  # the workers' garbage collector leaves what they share with this process alone: no copies
+                gc.freeze()
+            try:
+                for batch in _batches(self._todo, workers):  # a forked worker shares the texts: sent their indices
+                    self._futures.append(self._pool.submit(_render_shared, [index for index, _ in batch]) if forked
+                                         else self._pool.submit(_render_in_worker, batch))
+            finally:
+                if forked:
+                    gc.unfreeze()  # the workers are forked (at the first batch): here, the collector goes on
 
     def _rendered(self) -> Iterator[tuple[int, Result]]:
         """(index in the texts to render, result) for every one, a batch at a time as the workers finish them."""

@@ -510,3 +510,19 @@ def test_pages_put_in_place_by_workers_are_the_output_made_here(make_site, monke
         assert times and all(p.stat().st_mtime_ns == t for p, t in times.items())
     assert tree(here) == tree(there) and ".serialist-manifest" in tree(here)
     assert results[1] == results[2] > 0
+
+
+def test_the_markdown_workers_collector_leaves_what_they_share_alone(monkeypatch, tmp_path):
+    """Forked with the build's objects frozen (`gc.freeze`), a worker's garbage collector does not write into
+    every object it shares with the build, which would copy their pages; the build's own goes on as before."""
+    import gc
+
+    from generator import markdown
+
+    monkeypatch.setattr(markdown, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(markdown, "render_job", lambda job, targets: (str(gc.get_freeze_count()), 0, ()))
+    jobs = [markdown.Job(f"s-{n}", f"Text {n}.", markdown.Origin(tmp_path / f"{n}.md", 1)) for n in range(10)]
+    with markdown.Rendering(jobs, markdown.LinkTargets({}), None, 2, []) as rendering:
+        assert gc.get_freeze_count() == 0
+        frozen = {int(html) for html, _, _ in rendering.results().values()}
+    assert len(frozen) == 1 and frozen.pop() > 1000
