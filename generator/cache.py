@@ -170,22 +170,22 @@ class Cache:
         if db is None:
             return found
         wanted = list(dict.fromkeys(keys))
-        rows: list[tuple[str, bytes]] = []
         try:
             for start in range(0, len(wanted), QUERY_KEYS):
                 chunk = wanted[start:start + QUERY_KEYS]
-                rows += db.execute(f"SELECT key, value FROM entries WHERE key IN ({','.join('?' * len(chunk))})",
-                                   chunk).fetchall()
+                # A row at a time: a long serial's values are a hundred megabytes, not to be held twice.
+                for key, value in db.execute(f"SELECT key, value FROM entries WHERE key IN "
+                                             f"({','.join('?' * len(chunk))})", chunk):
+                    try:
+                        found[key] = marshal.loads(value)
+                    except Exception:  # noqa: BLE001 - any damage to an entry means "not cached"
+                        if warnings is not None:
+                            warnings.append(f"ignored a damaged entry in the cache file {self.path}; "
+                                            "it will be rebuilt")
         except sqlite3.DatabaseError as exc:
             if os.getpid() == self._process and self._damaged(exc, warnings):
                 self._db, self._unusable = None, False  # a fresh database for what this build puts
-            return found
-        for key, value in rows:
-            try:
-                found[key] = marshal.loads(value)
-            except Exception:  # noqa: BLE001 - any damage to an entry means "not cached"
-                if warnings is not None:
-                    warnings.append(f"ignored a damaged entry in the cache file {self.path}; it will be rebuilt")
+            return {}
         return found
 
     def put(self, key: str, value: Any) -> None:

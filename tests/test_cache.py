@@ -239,3 +239,25 @@ def test_many_entries_are_looked_up_at_once(tmp_path, monkeypatch):
     assert found == {key: cache.get(key) for key in keys if cache.get(key) is not None}
     assert len(warnings) == 1 and "damaged entry" in warnings[0]
     assert Cache.for_site(tmp_path, "other", enabled=False).get_many(keys) == {}
+
+
+def test_many_entries_are_not_held_twice(tmp_path):
+    """A long serial's cached HTML is a hundred megabytes: `get_many` reads a row at a time, so at its
+    peak it holds the values and one row, not every row besides."""
+    import tracemalloc
+
+    from generator.cache import Cache
+
+    cache = Cache.for_site(tmp_path, "markdown")
+    for n in range(40):
+        cache.put(f"k{n}", ("x" * 250_000, n))  # 10 MB in all
+    cache.close()
+    cache = Cache.for_site(tmp_path, "markdown")
+    cache.get("k0")  # the database opened
+    tracemalloc.start()
+    try:
+        found = cache.get_many([f"k{n}" for n in range(40)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(found) == 40 and peak < 13_000_000, peak
