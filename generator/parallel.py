@@ -239,20 +239,25 @@ def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no
 
 def _placed(files: Sequence[AnyFile], chunks: list[list[int]], workers: int, place: Placing,
             progress: ProgressCallback) -> Iterator[AnyFile | Placed]:
-    """`made` with `place`: the files already made first, for the caller to put in place; then the others'
-    `Placed` records as the workers are done with them."""
+    """`made` with `place`: the `Placed` record of each page as the workers are done with it, and the files
+    already made, for the caller to put in place, once the workers are forked (the caller puts them in place
+    on threads of its own, and a process with other threads must not fork)."""
+    here = [file for file in files if not isinstance(file, LazyFile)]
     done = 0
-    for file in files:
-        if not isinstance(file, LazyFile):
-            done += 1
-            yield file
-            progress("Rendering pages", done, len(files))
     batches = in_workers(partial(_make_and_place, files, place), chunks, workers, ordered=False)
     try:
-        for chunk, results in batches:
+        for chunk, results in batches:  # (the workers are forked before the first chunk comes back)
             for index, (digest, written) in zip(chunk, results):
                 done += 1
                 yield Placed(files[index].path, digest, written)
                 progress("Rendering pages", done, len(files))
+            while here:
+                done += 1
+                yield here.pop(0)
+                progress("Rendering pages", done, len(files))
     finally:
         batches.close()
+    for file in here:  # (no chunk came back)
+        done += 1
+        yield file
+        progress("Rendering pages", done, len(files))

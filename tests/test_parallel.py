@@ -457,7 +457,10 @@ def test_a_build_that_fails_leaves_nothing_at_work_in_its_site(make_site):
 
 def test_workers_put_the_pages_they_make_in_place_themselves(tmp_path):
     """Given where files go (`place`), a worker puts each page it makes there itself: only a small record
-    comes back, never the page's bytes. What was made already is left for the caller to put in place."""
+    comes back, never the page's bytes. What was made already is left for the caller to put in place, handed
+    out only once the workers are forked (the caller's threads put it in place, and those must not fork)."""
+    import multiprocessing
+
     from generator.output import Placed
 
     folder = tmp_path / "placed"
@@ -468,11 +471,16 @@ def test_workers_put_the_pages_they_make_in_place_themselves(tmp_path):
         return f"digest of {path}", True
 
     files = [OutputFile("feed.xml", b"feed"), *(page(i) for i in range(PARALLEL_PAGES + 50))]
-    out = list(made(files, workers=2, place=place))
-    assert out[0] == files[0]
-    assert all(isinstance(item, Placed) for item in out[1:])
-    assert sorted(item.path for item in out[1:]) == sorted(file.path for file in files[1:])
-    assert all(item.digest == f"digest of {item.path}" and item.written for item in out[1:])
+    out, workers_then = [], []
+    for item in made(files, workers=2, place=place):
+        out.append(item)
+        if item == files[0]:
+            workers_then.append(len(multiprocessing.active_children()))
+    placed = [item for item in out if item != files[0]]
+    assert len(out) == len(files) and workers_then and workers_then[0] >= 1
+    assert all(isinstance(item, Placed) for item in placed)
+    assert sorted(item.path for item in placed) == sorted(file.path for file in files[1:])
+    assert all(item.digest == f"digest of {item.path}" and item.written for item in placed)
     for i in range(PARALLEL_PAGES + 50):
         text, maker, placer = re.fullmatch(r"(page \d+) by (\d+) placed by (\d+)",
                                            (folder / f"p_{i}.html").read_text()).groups()
