@@ -12,6 +12,7 @@ import gc
 import os
 import re
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -402,6 +403,7 @@ class Rendering:
         self._todo = [jobs[i] for i in self._missing]
         self._pool: ProcessPoolExecutor | None = None
         self._futures: list[Future[list[tuple[int, Result]]]] = []
+        self._batches: list[list[int]] = []  # the texts of each future, and then of the batches not handed out
         if workers > 1 and sum(len(job.text) for job in self._todo) > PARALLEL_THRESHOLD:
             context = pool_context()
             forked = context.get_start_method() == "fork"  # else a fork server starts the workers
@@ -412,8 +414,14 @@ class Rendering:
                 gc.freeze()
             try:
                 for batch in _batches(self._todo, workers):  # a forked worker shares the texts: sent their indices
-                    self._futures.append(self._pool.submit(_render_shared, [index for index, _ in batch]) if forked
-                                         else self._pool.submit(_render_in_worker, batch))
+                    self._batches.append([index for index, _ in batch])
+                    if len(self._futures) < len(self._batches) - 1:
+                        continue  # the workers are gone (see below): it is rendered here
+                    try:
+                        self._futures.append(self._pool.submit(_render_shared, self._batches[-1]) if forked
+                                             else self._pool.submit(_render_in_worker, batch))
+                    except BrokenProcessPool:  # a worker died (killed, out of memory): the rest is rendered here
+                        pass
             finally:
                 if forked:
                     gc.unfreeze()  # the workers are forked (at the first batch): here, the collector goes on
@@ -424,8 +432,14 @@ class Rendering:
             yield from enumerate(_render_batch(self._todo, self._targets))
             return
         done = 0
-        while self._futures:
-            results = self._futures.pop(0).result()  # not kept here once handed on
+        while self._batches:
+            batch = self._batches.pop(0)
+            try:
+                results = self._futures.pop(0).result() if self._futures else None  # not kept once handed on
+            except BrokenProcessPool:  # a worker died (killed, out of memory): its batch is rendered here
+                results = None
+            if results is None:
+                results = [(index, render_job(self._todo[index], self._targets)) for index in batch]
             yield from results
             done += len(results)
             self._progress("Rendering Markdown (texts)", done, len(self._todo))

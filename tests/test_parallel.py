@@ -534,3 +534,26 @@ def test_the_markdown_workers_collector_leaves_what_they_share_alone(monkeypatch
         assert gc.get_freeze_count() == 0
         frozen = {int(html) for html, _, _ in rendering.results().values()}
     assert len(frozen) == 1 and frozen.pop() > 1000
+
+
+def test_what_a_dead_markdown_worker_leaves_is_rendered_here(monkeypatch, tmp_path):
+    """A worker killed while it renders (out of memory, say) breaks the pool: what it and the others had
+    not sent back is rendered in the build's own process, and the results are the same."""
+    from generator import markdown
+
+    jobs = [markdown.Job(f"s-{n}", f"*Text* {n}. " * 50, markdown.Origin(tmp_path / f"{n}.md", 1)) for n in range(60)]
+    with markdown.Rendering(jobs, markdown.LinkTargets({}), None, 1, []) as rendering:
+        here = rendering.results()
+    build = os.getpid()
+    real = markdown.render_job
+
+    def dying(job, targets):  # noqa: ANN001, ANN202
+        if os.getpid() != build and job.doc_id == "s-7":
+            os._exit(9)  # as the kernel's out-of-memory killer would end it
+        return real(job, targets)
+
+    monkeypatch.setattr(markdown, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(markdown, "render_job", dying)
+    with markdown.Rendering(jobs, markdown.LinkTargets({}), None, 2, []) as rendering:
+        assert rendering._pool is not None
+        assert rendering.results() == here
