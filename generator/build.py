@@ -1,6 +1,7 @@
 """The build, as a flat list of named stages:
 load → validate → select → render Markdown → render pages → feeds → write.
-(While worker processes render the Markdown of a big site, the theme's templates are compiled.)
+(On a first build, a process of its own compiles the theme's templates while the site loads; while
+worker processes render the Markdown of a big site, the build imports the later stages.)
 
 When nothing changed since the last build (see `stamp.py`) it does nothing,
 without even importing the stages.

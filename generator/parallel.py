@@ -1,8 +1,10 @@
 """Worker processes: for rendering Markdown (`markdown.py`), converting an EPUB's chapters (`epub.py`)
-and making pages as they are written (`made`).
+and making pages as they are written (`made`); and a process doing work ahead of the build (`ahead`:
+compiling the theme while the build loads the site).
 
-The last two run in processes forked from the build (`in_workers`), which share its rendered site and
-theme without copying or pickling them; each sends back only bytes.
+The pages and chapters are made in processes forked from the build (`in_workers`), which share its
+rendered site and theme without copying or pickling them; each sends back only bytes, or, putting the
+pages in place itself, only what the build has to know of them.
 """
 
 from __future__ import annotations
