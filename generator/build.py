@@ -263,7 +263,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     try:
         if options.write:
             forget_state(root, options.output)  # a build killed from here on must not leave a stale "up to date"
-            written = write_output(lambda place: made(files, os.cpu_count() or 1, progress, place), options.output)
+            written = write_output(lambda place: made(files, os.cpu_count() or 1, place, progress), options.output)
         else:
             written = 0
             for page in pages:  # `check` renders every page all the same, to find the theme's errors

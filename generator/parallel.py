@@ -20,7 +20,7 @@ from functools import partial
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
-from generator.output import AnyFile, LazyFile, OutputFile, Placed, Placing
+from generator.output import AnyFile, LazyFile, Placed, Placing
 from generator.progress import ProgressCallback, no_progress
 
 T = TypeVar("T")
@@ -192,15 +192,13 @@ def _make_and_place(files: Sequence[AnyFile], place: Placing, index: int) -> tup
     return place(files[index].path, _make(files, index))
 
 
-def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no_progress,
-         place: Placing | None = None) -> Iterator[AnyFile | Placed]:
-    """`files` in order, the bytes of each `LazyFile` made in `workers` forked processes when there are enough
-    of them and forking is safe (else here, as each is asked for). The `early` ones are started first,
-    so that a worker makes them while the others make the pages, and each comes out as soon as it is made
-    (ahead of its place): a site's books are not all held until the writing gets to them.
-
-    With `place` (`output.write_output`'s), a worker puts each file it makes in place itself, and only
-    its `Placed` record comes back, in no particular order: its bytes never go through a pipe."""
+def made(files: Sequence[AnyFile], workers: int, place: Placing,
+         progress: ProgressCallback = no_progress) -> Iterator[AnyFile | Placed]:
+    """Each of `files`, its `LazyFile`s made, when there are enough of them and forking is safe, in `workers`
+    forked processes that put each in place themselves (`place`, `output.write_output`'s): only its `Placed`
+    record comes back, in no particular order, and its bytes never go through a pipe. The `early` ones are
+    started first, so that a worker makes them while the others make the pages. Otherwise `files` in order,
+    each made here as it is asked for."""
     lazy = [index for index, file in enumerate(files) if isinstance(file, LazyFile)]
     if workers < 2 or len(lazy) < PARALLEL_PAGES or not can_fork():
         for done, file in enumerate(files, start=1):
@@ -209,39 +207,12 @@ def made(files: Sequence[AnyFile], workers: int, progress: ProgressCallback = no
         return
     early = {index for index in lazy if files[index].early}  # type: ignore[union-attr]
     chunks = [*([index] for index in sorted(early)), *_chunks(files, [index for index in lazy if index not in early])]
-    if place is not None:
-        yield from _placed(files, chunks, workers, place, progress)
-        return
-    batches = in_workers(partial(_make, files), chunks, workers, ordered=False)
-    ready: dict[int, bytes] = {}
-    out_early: set[int] = set()  # early files already given out
-    done = 0
-    try:
-        for index, file in enumerate(files):
-            while isinstance(file, LazyFile) and index not in ready and index not in out_early:
-                chunk, datas = next(batches)
-                for made_index, data in zip(chunk, datas):
-                    if made_index in early:
-                        out_early.add(made_index)
-                        done += 1
-                        yield OutputFile(files[made_index].path, data)
-                        progress("Rendering pages", done, len(files))
-                    else:
-                        ready[made_index] = data
-            if index in out_early:
-                continue
-            if isinstance(file, LazyFile):
-                file = OutputFile(file.path, ready.pop(index))
-            done += 1
-            yield file
-            progress("Rendering pages", done, len(files))
-    finally:
-        batches.close()
+    yield from _placed(files, chunks, workers, place, progress)
 
 
 def _placed(files: Sequence[AnyFile], chunks: list[list[int]], workers: int, place: Placing,
             progress: ProgressCallback) -> Iterator[AnyFile | Placed]:
-    """`made` with `place`: the `Placed` record of each page as the workers are done with it, and the files
+    """`made` in workers: the `Placed` record of each page as the workers are done with it, and the files
     already made, for the caller to put in place, once the workers are forked (the caller puts them in place
     on threads of its own, and a process with other threads must not fork)."""
     here = [file for file in files if not isinstance(file, LazyFile)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.output import LazyFile, OutputFile
+from generator.output import AnyFile, LazyFile, OutputFile, Placed
 from generator.parallel import PARALLEL_PAGES, can_fork, in_workers, made
 
 
@@ -29,19 +29,40 @@ def page(index: int) -> LazyFile:
     return LazyFile(f"p/{index}.html", lambda: f"page {index} by {os.getpid()}".encode())
 
 
-def test_pages_are_made_in_other_processes_in_order():
+class Placer:
+    """A `place` for `made`: each file's bytes into a folder (in whichever process made them)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(exist_ok=True)
+
+    def __call__(self, path: str, data: bytes) -> tuple[str, bool]:
+        (self.folder / path.replace("/", "_")).write_bytes(data)
+        return f"digest of {path}", True
+
+    def data(self, path: str) -> bytes:
+        return (self.folder / path.replace("/", "_")).read_bytes()
+
+
+def made_here(files: list[AnyFile], placer: Placer) -> dict[str, bytes]:
+    """What `made` gives, by path, in the order it gives it: each file's bytes, wherever they were made."""
+    return {item.path: placer.data(item.path) if isinstance(item, Placed) else item.data
+            for item in made(files, workers=2, place=placer)}
+
+
+def test_pages_are_made_in_other_processes(tmp_path):
     files = [OutputFile("feed.xml", b"feed"), *(page(i) for i in range(PARALLEL_PAGES + 100)),
              OutputFile("book.epub", b"epub")]
-    out = list(made(files, workers=2))
-    assert [f.path for f in out] == [f.path for f in files]
-    assert out[0].data == b"feed" and out[-1].data == b"epub"
-    texts = [f.data.decode() for f in out[1:-1]]
+    out = made_here(files, Placer(tmp_path / "out"))
+    assert sorted(out) == sorted(f.path for f in files)
+    assert out["feed.xml"] == b"feed" and out["book.epub"] == b"epub"
+    texts = [out[f"p/{i}.html"].decode() for i in range(PARALLEL_PAGES + 100)]
     assert [t.split(" by ")[0] for t in texts] == [f"page {i}" for i in range(PARALLEL_PAGES + 100)]
     makers = {int(t.split(" by ")[1]) for t in texts}
     assert os.getpid() not in makers and len(makers) >= 1
 
 
-def test_a_long_early_file_does_not_hold_up_the_pages():
+def test_a_long_early_file_does_not_hold_up_the_pages(tmp_path):
     """An `early` file (a book) is started first and made while the other worker makes the pages, even
     pages far beyond what is kept ahead of the writer: here the book waits for the 400th page."""
     import multiprocessing
@@ -57,34 +78,32 @@ def test_a_long_early_file_does_not_hold_up_the_pages():
 
     files = [*(page(i) for i in range(400)), LazyFile("p/400.html", page_400),
              *(page(i) for i in range(401, 500)), LazyFile("book.epub", book, weight=60, early=True)]
-    out = {f.path: f.data for f in made(files, workers=2)}
+    out = made_here(files, Placer(tmp_path / "out"))
     assert out["book.epub"] == b"after page 400"
     assert sorted(out) == sorted(f.path for f in files)
-    assert [path for path in out if path != "book.epub"] == [f.path for f in files[:-1]]  # the pages in order
 
 
-def test_early_files_come_out_as_soon_as_they_are_made():
-    """A site's books are given out as each is made, not held until the writing reaches their place at the
-    end of the files."""
+def test_early_files_come_out_as_soon_as_they_are_made(tmp_path):
+    """A site's books are given out as each is made, not held until the pages are all made."""
     books = [LazyFile(f"{n}.epub", lambda n=n: f"book {n}".encode(), weight=60, early=True) for n in range(4)]
     files = [*(page(i) for i in range(PARALLEL_PAGES + 300)), *books]
-    out = {f.path: f.data for f in made(files, workers=2)}
+    out = made_here(files, Placer(tmp_path / "out"))
     assert sorted(out) == sorted(f.path for f in files) and out["3.epub"] == b"book 3"
     assert max(list(out).index(book.path) for book in books) < len(files) - 100
 
 
-def test_few_pages_are_made_here():
-    out = list(made([page(i) for i in range(5)], workers=2))
+def test_few_pages_are_made_here(tmp_path):
+    out = list(made([page(i) for i in range(5)], workers=2, place=Placer(tmp_path / "out")))
     assert {f.data.decode().split(" by ")[1] for f in out} == {str(os.getpid())}
 
 
-def test_an_error_in_a_worker_is_raised_as_it_is():
+def test_an_error_in_a_worker_is_raised_as_it_is(tmp_path):
     def broken() -> bytes:
         raise ValueError("the template broke on page 450")
 
     files = [*(page(i) for i in range(450)), LazyFile("p/broken.html", broken), *(page(i) for i in range(450, 500))]
     with pytest.raises(ValueError, match="broke on page 450"):
-        for _ in made(files, workers=2):
+        for _ in made(files, workers=2, place=Placer(tmp_path / "out")):
             pass
 
 
