@@ -402,12 +402,12 @@ def _pages(site: Site, changed: frozenset[Path], env: Any, now: datetime, *, lis
 def _pages_showing_totals(renderer: Any, story: Story) -> Iterator[Render]:
     """Every page that shows the story's totals (words, chapters, dates): its chapters' pages, the parts of its
     whole work, and the tag and series pages that list it, with the lists of tags and series."""
-    from generator.pages import work_parts
+    from generator.pages import work_part, work_parts
 
     for index in range(len(story.chapters)):
         yield partial(_one, renderer.chapter, story, index)
     for part in work_parts(story):
-        yield partial(_part, renderer, story, part.number)
+        yield partial(_one, work_part, renderer, story, part.number)
     taxonomy = renderer.taxonomy
     yield partial(_one, renderer.tags_index)
     for tag in taxonomy.tags:
@@ -418,10 +418,6 @@ def _pages_showing_totals(renderer: Any, story: Story) -> Iterator[Render]:
         yield partial(_one, renderer.series_index)
     for one in series:
         yield partial(_one, renderer.series, one)
-
-
-def _part(renderer: Any, story: Story, number: int) -> list[OutputFile]:
-    return list(renderer.work(story, lambda part: part.number == number))
 
 
 def _one(render: Callable[..., OutputFile], *args: Any) -> list[OutputFile]:

@@ -412,16 +412,16 @@ class Rendering:
             widen_pipes(self._pool)
             if forked:  # the workers' garbage collector leaves what they share with this process alone: no copies
                 gc.freeze()
+            broken = False  # a worker died (killed, out of memory): the batches not handed out are rendered here
             try:
                 for batch in _batches(self._todo, workers):  # a forked worker shares the texts: sent their indices
                     self._batches.append([index for index, _ in batch])
-                    if len(self._futures) < len(self._batches) - 1:
-                        continue  # the workers are gone (see below): it is rendered here
-                    try:
-                        self._futures.append(self._pool.submit(_render_shared, self._batches[-1]) if forked
-                                             else self._pool.submit(_render_in_worker, batch))
-                    except BrokenProcessPool:  # a worker died (killed, out of memory): the rest is rendered here
-                        pass
+                    if not broken:
+                        try:
+                            self._futures.append(self._pool.submit(_render_shared, self._batches[-1]) if forked
+                                                 else self._pool.submit(_render_in_worker, batch))
+                        except BrokenProcessPool:
+                            broken = True
             finally:
                 if forked:
                     gc.unfreeze()  # the workers are forked (at the first batch): here, the collector goes on

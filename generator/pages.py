@@ -238,12 +238,13 @@ def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
     for story in site.stories:
         files.append(_later(page(urls.story_path(story)), partial(renderer.story, story)))
         for part in work_parts(story):
-            files.append(_later(page(part.path), partial(_work_part, renderer, story, part.number),
+            files.append(_later(page(part.path), partial(work_part, renderer, story, part.number),
                                 len(part.chapters)))
         files += [_later(page(urls.chapter_path(story, c)), partial(renderer.chapter, story, index))
                   for index, c in enumerate(story.chapters)]
     return files
 
 
-def _work_part(renderer: PageRenderer, story: Story, number: int) -> OutputFile:
+def work_part(renderer: PageRenderer, story: Story, number: int) -> OutputFile:
+    """Part `number` of the story's whole work (see `work_parts`)."""
     return next(renderer.work(story, only=lambda part: part.number == number))

@@ -104,7 +104,6 @@ def make_environment(theme: Theme, bytecode_dir: Path | None = None, auto_reload
     return env
 
 
-# The templates the pages are rendered with: a theme has them all, its own or the default's.
 # The templates pages are rendered with: a theme's own, or else the default theme's.
 TEMPLATES = ("home.html", "404.html", "tags.html", "tag.html", "series_index.html", "series.html", "story.html",
              "work.html", "chapter.html")
