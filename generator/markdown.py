@@ -16,22 +16,19 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
-import nh3
-from markdown_it import MarkdownIt
-from markdown_it.token import Token
-from mdit_py_plugins.anchors import anchors_plugin
-from mdit_py_plugins.footnote import footnote_plugin
-
-from generator import markdown_rules
 from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
 from generator.parallel import die_with_parent, pool_context, widen_pipes
 from generator.progress import ProgressCallback, no_progress
 from generator.model import Chapter, Site, Story
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.token import Token
 
 LINK_SCHEME = "serialist"
 
@@ -77,6 +74,8 @@ _ATTRIBUTES = {
 
 def sanitize(html: str) -> str:
     """Keep the author's formatting, drop scripts, styles, frames, forms and event handlers."""
+    import nh3
+
     return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, link_rel=None,
                      url_schemes={"http", "https", "mailto", LINK_SCHEME, FILE_SCHEME},
                      filter_style_properties={"text-align"})
@@ -88,6 +87,14 @@ def _scene_break(self, tokens, idx, options, env) -> str:  # noqa: ANN001 (markd
 
 @lru_cache(maxsize=1)
 def markdown() -> MarkdownIt:
+    """The parser, made (and markdown-it-py imported) when a text is first rendered: a build that finds every
+    text in the cache (after an edit to the theme, say) never imports it."""
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.anchors import anchors_plugin
+    from mdit_py_plugins.footnote import footnote_plugin
+
+    from generator import markdown_rules
+
     md = MarkdownIt("commonmark", {"typographer": True, "html": True})
     md.enable(["replacements", "smartquotes", "strikethrough", "table"])
     md.core.ruler.at("normalize", markdown_rules.normalize)
@@ -410,8 +417,9 @@ class Rendering:
             self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_adopt_targets,
                                              initargs=(targets, os.getpid(), self._todo) if forked else (targets, None))
             widen_pipes(self._pool)
-            if forked:  # the workers' garbage collector leaves what they share with this process alone: no copies
-                gc.freeze()
+            if forked:
+                markdown()  # made before the workers are forked, which share it rather than each make it
+                gc.freeze()  # the workers' garbage collector leaves what they share with this process alone
             broken = False  # a worker died (killed, out of memory): the batches not handed out are rendered here
             try:
                 for batch in _batches(self._todo, workers):  # a forked worker shares the texts: sent their indices
