@@ -36,7 +36,7 @@ from html import escape, unescape
 from functools import lru_cache, partial
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from generator import urls
@@ -297,6 +297,39 @@ class _Packed:
         return zlib.decompress(self.deflated, -15)
 
 
+class _Whole(NamedTuple):
+    """A whole document (`_Book.whole_document`) as the conversions cache holds it: deflated, as the zip takes
+    it, with the title and language it was made with (its XHTML body is not kept)."""
+
+    ids: list[str]
+    title: str
+    language: str
+    crc: int  # of the document
+    size: int
+    deflated: bytes
+    check: int  # CRC-32 of `deflated`: damage to it shows without inflating it
+
+    @classmethod
+    def of(cls, ids: list[str], title: str, language: str, packed: _Packed) -> _Whole:
+        return cls(ids, title, language, packed.crc, packed.size, packed.deflated, zlib.crc32(packed.deflated))
+
+    def packed(self, title: str, language: str) -> _Packed | None:
+        """The deflated document, if it was made with this title and language (and is not damaged)."""
+        if (self.title, self.language) != (title, language) or zlib.crc32(self.deflated) != self.check:
+            return None
+        return _Packed(self.crc, self.size, self.deflated)
+
+
+def _is_whole(file: str, body: bytes, ids: list[str]) -> bool:
+    """Whether every link to an id in the document `file` is a link within it, to one of its own `ids`."""
+    own = set(ids)
+    for match in _FRAGMENT_LINK.finditer(body):
+        target = match.group(1)
+        if (target is not None and target.decode() != file) or unquote(match.group(2).decode("utf-8")) not in own:
+            return False
+    return True
+
+
 # --- the book's documents ----------------------------------------------------------------------------------------
 
 @dataclass
@@ -314,6 +347,7 @@ class _Book:
     converted: Cache | None = None  # XHTML of documents converted by earlier builds
     packed: dict[str, _Packed] = field(default_factory=dict)  # documents deflated whole (their body not kept)
     streaming: bool = False  # while written by `_ZipStream`, which takes `packed` documents as they are
+    unpacked: dict[str, str] = field(default_factory=dict)  # chapter document kept unpacked → its conversion key
 
     layout: str = ""  # a digest of where links and images lead in this book, once it is laid out
 
@@ -371,9 +405,22 @@ class _Book:
 
     def cached_many(self, keys: list[str]) -> list[tuple[bytes, list[str]] | None]:
         """`cached` of each key (in one query for a few hundred)."""
+        return [found if isinstance(found, tuple) and not isinstance(found, _Whole) else None
+                for found in self.cached_whole(keys)]
+
+    def cached_whole(self, keys: list[str]) -> list[tuple[bytes, list[str]] | _Whole | None]:
+        """`cached_many`, where a document is cached whole (see `remember_whole`) its `_Whole`."""
         found = self.converted.get_many(keys) if self.converted is not None else {}
-        return [value if isinstance(value := found.get(key), tuple) and len(value) == 2
-                and isinstance(value[0], bytes) else None for key in keys]
+        result: list[tuple[bytes, list[str]] | _Whole | None] = []
+        for key in keys:
+            value = found.pop(key, None)
+            if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bytes):
+                result.append(value)
+            elif isinstance(value, tuple) and len(value) == len(_Whole._fields) and isinstance(value[0], list):
+                result.append(_Whole(*value))
+            else:
+                result.append(None)
+        return result
 
     def converted_or_convert(self, html: str, web_page: str) -> tuple[bytes, list[str]]:
         """The document's (XHTML body in UTF-8, ids), from the cache or converted now (and cached)."""
@@ -393,8 +440,8 @@ class _Book:
             converter.feed(html)
         return converter.result().encode("utf-8"), sorted(converter.ids)
 
-    def remember(self, key: str, result: tuple[bytes, list[str]]) -> None:
-        """Cache a document converted now, by its `_conversion_key`."""
+    def remember(self, key: str, result: tuple[object, ...]) -> None:
+        """Cache a document converted now (its body and ids, or a `_Whole`), by its `_conversion_key`."""
         if self.converted is not None:
             self.converted.put(key, result)
 
@@ -412,12 +459,22 @@ class _Book:
     def whole_document(self, file: str, title: str, language: str, body: bytes, ids: list[str]) -> bytes | None:
         """The document as it goes into the book, when it is already known from its own body: when every link
         to an id in it is a link within it, to one of its own `ids` (`body` then leaves it as it is); else None."""
-        own = set(ids)
-        for match in _FRAGMENT_LINK.finditer(body):
-            target = match.group(1)
-            if (target is not None and target.decode() != file) or unquote(match.group(2).decode("utf-8")) not in own:
-                return None
-        return _xhtml(title, language, body)
+        return _xhtml(title, language, body) if _is_whole(file, body, ids) else None
+
+    def remember_whole(self, zipped: bytes, language: str, folder: str) -> None:
+        """Cache each chapter document kept `unpacked` that is whole (see `whole_document`) as the book `zipped`
+        holds it (in `folder`), deflated, in place of its body: the next book takes it as it is, with no XHTML
+        to make and no earlier book's copy to check it against."""
+        if self.converted is None or not self.unpacked:
+            return
+        entries = _entries_by_name(zipped)
+        for file, key in self.unpacked.items():
+            title, body = self.documents[file]
+            ids = sorted(self.ids[file])
+            entry = entries.get(f"{folder}/{file}")
+            if entry is not None and _is_whole(file, body, ids):
+                self.converted.put(key, tuple(_Whole.of(ids, title, language, _Packed(*entry))))  # (marshal: a plain tuple)
+        self.converted.flush()
 
     def body(self, file: str) -> bytes:
         """The document's body once every document is in: links to an id that the target document lacks
@@ -624,7 +681,9 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
     writer.process()
     try:
         book.streaming = True
-        return writer.write_into(_ZipStream(modified, previous))
+        zipped = writer.write_into(_ZipStream(modified, previous))
+        book.remember_whole(zipped, language, out.FOLDER_NAME)
+        return zipped
     except _TooBig:  # zip64 territory: through a whole zip in memory, for zipfile to write
         book.streaming = False
         buffer = io.BytesIO()
@@ -638,8 +697,9 @@ EARLY_WORDS = 2_000_000  # a story up to this long has its book made by a page w
 
 def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> None:
     """Every chapter's document, in order; those no earlier build converted are converted in `workers`
-    forked processes when there are many (and cached here, as they come back). A worker also deflates each
-    document it converts that is whole already (`_Book.whole_document`): only that comes back to be kept."""
+    forked processes when there are many (and cached here, as they come back). A document that is whole
+    already (`_Book.whole_document`) is kept deflated, as the zip takes it: a worker deflates each one it
+    converts, and the cache holds it so (`_Whole`; `_Book.remember_whole` adds those converted here)."""
     last = len(story.chapters) - 1
 
     def html(index: int) -> str:
@@ -659,30 +719,42 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
 
     keys = [book._conversion_key(html(index), web_page(index)) if book.converted is not None else ""
             for index in range(last + 1)]
-    documents = book.cached_many(keys)
-    missing = [index for index, found in enumerate(documents) if found is None]
-    whole: dict[int, tuple[list[str], _Packed]] = {}  # documents deflated whole in a worker: only that is kept
+    documents: list[tuple[bytes, list[str]] | None] = [None] * len(keys)
+    whole: dict[int, tuple[list[str], _Packed]] = {}  # documents kept deflated whole
+    missing: list[int] = []
+    for index, found in enumerate(book.cached_whole(keys)):
+        packed = found.packed(title(index), language) if isinstance(found, _Whole) else None
+        if packed is not None:  # nothing to make, nor to check against the previous book
+            whole[index] = (found.ids, packed)  # type: ignore[union-attr]
+        elif found is not None and not isinstance(found, _Whole):
+            documents[index] = found
+        else:
+            missing.append(index)
     if workers > 1 and len(missing) >= PARALLEL_CHAPTERS and can_fork():
         chunks = [missing[start:start + 32] for start in range(0, len(missing), 32)]
         for chunk, results in in_workers(convert, chunks, workers):
             for index, data in zip(chunk, results):
                 body, ids, *packed = marshal.loads(data)
-                book.remember(keys[index], (body, ids))
                 if packed:
                     whole[index] = (ids, _Packed(*packed))
+                    book.remember(keys[index], tuple(_Whole.of(ids, title(index), language, whole[index][1])))
                 else:
+                    book.remember(keys[index], (body, ids))
                     documents[index] = (body, ids)
     else:
         for index in missing:
-            documents[index] = book.convert(html(index), web_page(index))
-            book.remember(keys[index], documents[index])
+            documents[index] = converted = book.convert(html(index), web_page(index))
+            book.remember(keys[index], converted)
     if book.converted is not None:
         book.converted.flush()
     for index, (chapter, document) in enumerate(zip(story.chapters, documents)):
-        if document is not None:
-            book.keep(book.chapter_files[chapter.slug], title(index), *document)
-        else:
+        if index in whole:
             book.keep_packed(book.chapter_files[chapter.slug], title(index), *whole[index])
+        else:
+            assert document is not None
+            book.keep(book.chapter_files[chapter.slug], title(index), *document)
+            if keys[index]:
+                book.unpacked[book.chapter_files[chapter.slug]] = keys[index]
 
 
 def _document(book: _Book, file: str, language: str) -> bytes | _Packed:
@@ -789,6 +861,25 @@ def _deflated_entries(previous: bytes | None) -> dict[tuple[int, int], list[memo
             if method == zipfile.ZIP_DEFLATED and not flags & 1 and start + packed <= len(previous):
                 found.setdefault((crc, size), []).append(view[start:start + packed])
     except struct.error:
+        pass
+    return found
+
+
+def _entries_by_name(zipped: bytes) -> dict[str, tuple[int, int, bytes]]:
+    """(CRC-32, size, raw deflate data) of each deflated entry of `zipped`, a zip `write_zip` made, by name."""
+    found: dict[str, tuple[int, int, bytes]] = {}
+    try:
+        signature, _, _, _, count, _, position, _ = _END.unpack_from(zipped, len(zipped) - _END.size)
+        for _ in range(count if signature == b"PK\x05\x06" else 0):
+            entry = _CENTRAL.unpack_from(zipped, position)
+            flags, method, crc, packed, size, name, extra, comment, offset = entry[5:7] + entry[9:15] + entry[-1:]
+            local = _LOCAL.unpack_from(zipped, offset)
+            file = zipped[position + _CENTRAL.size:position + _CENTRAL.size + name].decode("utf-8")
+            position += _CENTRAL.size + name + extra + comment
+            start = offset + _LOCAL.size + local[-2] + local[-1]
+            if method == zipfile.ZIP_DEFLATED and not flags & 1:
+                found[file] = (crc, size, zipped[start:start + packed])
+    except (struct.error, UnicodeDecodeError):
         pass
     return found
 

@@ -246,3 +246,58 @@ def test_the_books_code_version_follows_ebooklibs_writer(monkeypatch: pytest.Mon
         assert epub_module._code_version() != real
     finally:
         epub_module._code_version.cache_clear()
+
+
+def test_unchanged_chapters_come_deflated_from_the_cache(make_site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the first build, a chapter that did not change is neither made into XHTML again nor checked
+    against the previous book: the conversions cache holds it deflated, as the book takes it."""
+    files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n', "content/s/story.md": STORY}
+    files.update({f"content/s/{n}.md": chapter(f"C{n}", body=f"Text {n}.[^a]\n\n[^a]: Note {n}.")
+                  for n in range(1, 6)})
+    site = make_site(files)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    made: list[bytes] = []
+    checked: list[bytes] = []
+    real_xhtml, real_inflates = epub_module._xhtml, epub_module._inflates_to
+    monkeypatch.setattr(epub_module, "_xhtml", lambda *args: (made.append(args[-1]), real_xhtml(*args))[1])
+    monkeypatch.setattr(epub_module, "_inflates_to",
+                        lambda packed, data: (checked.append(data), real_inflates(packed, data))[1])
+    for edit in ("Changed text.", "Changed again."):
+        made.clear()
+        checked.clear()
+        (site / "content/s/3.md").write_text(chapter("C3", body=edit))
+        build(site, BuildOptions(output=site / "output", now=NOW))
+        assert any(edit.encode() in body for body in made)
+        for n in (1, 2, 4, 5):
+            assert not any(f"Text {n}.".encode() in data for data in made + checked)
+        cold = make_site(files | {"content/s/3.md": chapter("C3", body=edit)}, f"cold-{len(edit)}")
+        build(cold, BuildOptions(output=cold / "output", now=NOW, cache=False))
+        assert (site / "output/s/s.epub").read_bytes() == (cold / "output/s/s.epub").read_bytes()
+
+
+def test_a_damaged_deflated_chapter_in_the_cache_is_made_again(make_site) -> None:
+    import marshal
+    import sqlite3
+
+    files = {"site.toml": 'title = "T"\n', "content/s/story.md": STORY}
+    files.update({f"content/s/{n}.md": chapter(f"C{n}", body=f"Text {n}.") for n in range(1, 4)})
+    site = make_site(files)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    db = sqlite3.connect(site / ".serialist-cache/xhtml.sqlite")
+    damaged = 0
+    for key, value in db.execute("SELECT key, value FROM entries").fetchall():
+        entry = list(marshal.loads(value))
+        if len(entry) > 2:  # a whole document, deflated: flip a byte of it
+            entry[5] = bytes([entry[5][0] ^ 0x55]) + entry[5][1:]
+            db.execute("UPDATE entries SET value = ? WHERE key = ?", (marshal.dumps(tuple(entry)), key))
+            damaged += 1
+    db.commit()
+    db.close()
+    assert damaged == 3
+    (site / "content/s/2.md").write_text(chapter("C2", body="Changed."))
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    cold = make_site(files | {"content/s/2.md": chapter("C2", body="Changed.")}, "cold")
+    build(cold, BuildOptions(output=cold / "output", now=NOW, cache=False))
+    assert (site / "output/s/s.epub").read_bytes() == (cold / "output/s/s.epub").read_bytes()
+    with zipfile.ZipFile(site / "output/s/s.epub") as archive:
+        assert archive.testzip() is None
