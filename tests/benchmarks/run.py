@@ -19,8 +19,13 @@ one warm-up, with wall time and peak memory:
 - the Markdown floor: stock markdown-it-py (typographer, smart quotes,
   footnotes, as the build configures it, without the build's own faster rules,
   sanitizing or word counts) rendering every chapter body in one process,
-  divided by the cores, plus interpreter start-up;
-- Hugo's full build of the same corpus, when the `hugo` package is installed.
+  divided by the cores, plus interpreter start-up; each run once before each
+  measured cold build, which is compared with it;
+- Hugo's full build of the same corpus, when the `hugo` package is installed:
+  after one warm-up, run once before each measured run of every build row.
+  Each row's "× Hugo" is to the Hugo runs between its own runs, so that a
+  machine that slows down or speeds up as the benchmark goes on (as virtual
+  machines do) moves both sides of a ratio alike; Hugo's row is all its runs.
 
 The checkout's `generator` is byte-compiled first, as `pip install .` does.
 What a run deletes (the last build's output and cache before a cold build,
@@ -118,6 +123,7 @@ class Measurement:
     note: str = ""
     failed: bool = False
     derived: bool = False  # computed from other measurements, not run itself
+    reference: Measurement | None = None  # Hugo's full builds, run between this row's runs (see `Beside`)
 
     @property
     def seconds(self) -> float:
@@ -258,15 +264,41 @@ def measure(cmd: Sequence[str], timeout: float, cwd: Path | None = None) -> Samp
     return Sample(seconds, peak, max(tree, peak))  # sampling can miss the peak the kernel recorded
 
 
+@dataclass(slots=True)
+class Beside:
+    """A command run once before each measured run of a row (`repeat`), its samples in `result`: what the row is
+    compared with (Hugo's full build, the Markdown floor) is measured interleaved with it, so that both see
+    this machine in the same state, rather than minutes apart."""
+
+    result: Measurement
+    run: Callable[[], Sample]
+    prepare: Callable[[], None] = lambda: None
+
+    def once(self) -> None:
+        if self.result.failed:
+            return
+        try:
+            self.prepare()
+            settle()
+            self.result.samples.append(self.run())
+        except BenchmarkError as exc:
+            log(f"  {self.result.name}: FAILED: {exc}")
+            self.result.failed, self.result.note = True, f"failed: {exc}"[:200]
+
+
 def repeat(name: str, prepare: Callable[[int], None], run: Callable[[], Sample], runs: int,
-           budget: float) -> Measurement:
+           budget: float, beside: Sequence[Beside] = ()) -> Measurement:
     """One warm-up then `runs` measured runs; `prepare(i)` (untimed) comes before run i (0 = warm-up), then
-    `settle()`, so that no run is charged with writing back what the one before it wrote.
+    `settle()`, so that no run is charged with writing back what the one before it wrote. Before each measured
+    run, each of `beside` is run once.
 
     A run over `budget` seconds ends the repetitions (a warm-up that slow is kept as the one sample).
     """
     result = Measurement(name)
     for index in range(runs + 1):
+        if index > 0:
+            for other in beside:
+                other.once()
         try:
             prepare(index)
             settle()
@@ -381,8 +413,8 @@ def template_edit(path: Path) -> Edits:
     return Edits(path, lambda n: f"{{# benchmark edit {n} #}}\n")
 
 
-def measure_cold(bench: Bench) -> Measurement:
-    result = repeat("cold build", lambda _: forget_build(bench), bench.build, bench.runs, bench.budget)
+def measure_cold(bench: Bench, beside: Sequence[Beside]) -> Measurement:
+    result = repeat("cold build", lambda _: forget_build(bench), bench.build, bench.runs, bench.budget, beside)
     built = chapter_pages(bench.output, bench.site / "content")
     if not result.failed and built != bench.size.total_chapters:
         result.note = f"only {built} of {bench.size.total_chapters} chapter pages built! " + result.note
@@ -390,21 +422,33 @@ def measure_cold(bench: Bench) -> Measurement:
     return result
 
 
-def measure_edit(bench: Bench, name: str, edits: Edits) -> Measurement:
+def measure_edit(bench: Bench, name: str, edits: Edits, beside: Sequence[Beside]) -> Measurement:
     """Each run: one new edit of the same file since the previous build, then a build."""
     try:
-        return repeat(name, edits.apply, bench.build, bench.runs, bench.budget)
+        return repeat(name, edits.apply, bench.build, bench.runs, bench.budget, beside)
     finally:
         edits.restore()
 
 
-def measure_builds(bench: Bench) -> list[Measurement]:
-    rows = [measure_cold(bench)]
+def measure_builds(bench: Bench, hugo: HugoBuilds | None, floor: Sequence[Beside]) -> list[Measurement]:
+    """The build rows, each with Hugo's full build run between its runs (`Measurement.reference`); the cold
+    build with the Markdown floor's runs (`floor`) too."""
+
+    def compared(measure: Callable[[Sequence[Beside]], Measurement], *more: Beside) -> Measurement:
+        reference = hugo.beside() if hugo else None
+        row = measure([*([reference] if reference else []), *more])
+        row.reference = reference.result if reference else None
+        return row
+
+    rows = [compared(lambda beside: measure_cold(bench, beside), *floor)]
     if rows[0].failed:
         return rows
-    rows.append(repeat("no-change rebuild", lambda _: None, bench.build, bench.runs, bench.budget))
-    rows.append(measure_edit(bench, "one-chapter edit", sentence_edit(bench.edited_chapter())))
-    rows.append(measure_edit(bench, "theme template edit", template_edit(bench.template())))
+    rows.append(compared(lambda beside: repeat("no-change rebuild", lambda _: None, bench.build, bench.runs,
+                                               bench.budget, beside)))
+    rows.append(compared(lambda beside: measure_edit(bench, "one-chapter edit",
+                                                     sentence_edit(bench.edited_chapter()), beside)))
+    rows.append(compared(lambda beside: measure_edit(bench, "theme template edit",
+                                                     template_edit(bench.template()), beside)))
     return rows
 
 
@@ -612,8 +656,9 @@ def render_floor(content: Path) -> None:
     print(f"{time.perf_counter() - started:.6f}")
 
 
-def measure_render(bench: Bench) -> Measurement:
-    """The render time of every chapter in one process (the process's start-up and file reading excluded)."""
+def render_once(bench: Bench) -> Callable[[], Sample]:
+    """One run of the render time of every chapter in one process (the process's start-up and file reading
+    excluded)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--render-floor", str(bench.site / "content")]
 
     def run() -> Sample:
@@ -621,15 +666,16 @@ def measure_render(bench: Bench) -> Measurement:
         done = subprocess.run(cmd, env=child_env(), capture_output=True, text=True, timeout=bench.timeout)
         if done.returncode != 0:
             raise BenchmarkError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")
-        log(f"  (render process: {time.perf_counter() - started:.2f} s in all)")
+        log(f"  Markdown render, one process: {float(done.stdout.split()[-1]):.3f} s "
+            f"({time.perf_counter() - started:.2f} s in all)")
         return Sample(float(done.stdout.split()[-1]))
 
-    return repeat("Markdown render, one process", lambda _: None, run, bench.runs, bench.budget)
+    return run
 
 
-def measure_startup(runs: int, budget: float) -> Measurement:
+def startup_once(bench: Bench) -> Callable[[], Sample]:
     cmd = [sys.executable, "-c", "import generator.cli"]
-    return repeat("interpreter start-up", lambda _: None, lambda: measure(cmd, budget * 5), runs, budget)
+    return lambda: measure(cmd, bench.timeout)
 
 
 def floor_row(render_time: Measurement, startup: Measurement) -> Measurement:
@@ -638,7 +684,8 @@ def floor_row(render_time: Measurement, startup: Measurement) -> Measurement:
     if render_time.samples and startup.samples:
         row.samples = [Sample(render_time.seconds / cores + startup.seconds)]
         row.note = (f"render {render_time.seconds:.3f} s in one process; "
-                    f"start-up (`python -c \"import generator.cli\"`) {startup.seconds:.3f} s")
+                    f"start-up (`python -c \"import generator.cli\"`) {startup.seconds:.3f} s; "
+                    f"each run once before each cold build")
     else:
         row.failed, row.note = True, "not measured"
     return row
@@ -750,17 +797,47 @@ def make_hugo_site(site: Path, root: Path) -> Path:
     return hugo_site
 
 
-def measure_hugo(binary: Path, bench: Bench, root: Path) -> Measurement:
-    hugo_site = make_hugo_site(bench.site, root)
-    public = root / "hugo-public"
-    cmd = [str(binary), "--quiet", "--source", str(hugo_site), "--destination", str(public)]
+class HugoBuilds:
+    """Hugo's full build of a size's corpus: run once before each measured run of each build row (`beside`), and
+    reported with all those runs together (`pooled`)."""
 
-    result = repeat("Hugo full build", lambda _: discard(public, bench.trash), lambda: measure(cmd, bench.timeout), bench.runs, bench.budget)
-    built = chapter_pages(public, hugo_site / "content")
-    if not result.failed and built != bench.size.total_chapters:
-        result.note = f"only {built} of {bench.size.total_chapters} chapter pages built! " + result.note
-        log(f"  WARNING: Hugo: {result.note}")
-    return result
+    def __init__(self, binary: Path, bench: Bench, root: Path) -> None:
+        self.site = make_hugo_site(bench.site, root)
+        self.public = root / "hugo-public"
+        self.bench = bench
+        self.cmd = [str(binary), "--quiet", "--source", str(self.site), "--destination", str(self.public)]
+        self.references: list[Measurement] = []
+        self.note = ""
+
+    def _prepare(self) -> None:
+        discard(self.public, self.bench.trash)
+
+    def _run(self) -> Sample:
+        sample = measure(self.cmd, self.bench.timeout)
+        log(f"  Hugo full build: {sample.seconds:.3f} s, {sample.peak_mib:.0f} MiB")
+        return sample
+
+    def warm_up(self) -> bool:
+        """One build, not counted; whether it built every chapter."""
+        result = repeat("Hugo full build", lambda _: self._prepare(), self._run, 0, self.bench.budget)
+        built = chapter_pages(self.public, self.site / "content")
+        if not result.failed and built != self.bench.size.total_chapters:
+            self.note = f"only {built} of {self.bench.size.total_chapters} chapter pages built!"
+            log(f"  WARNING: Hugo: {self.note}")
+        return not result.failed
+
+    def beside(self) -> Beside:
+        reference = Measurement("Hugo full build")
+        self.references.append(reference)
+        return Beside(reference, self._run, self._prepare)
+
+    def pooled(self) -> Measurement:
+        failed = [m.note for m in self.references if m.failed]
+        return Measurement("Hugo full build", [s for m in self.references for s in m.samples],
+                           "; ".join(filter(None, [self.note, *failed[:1],
+                                                   "run once before each run of every build row below, "
+                                                   "each of which is compared with the Hugo runs between its own"])),
+                           failed=bool(failed))
 
 
 # --- One size, and the report ------------------------------------------------------------------------
@@ -774,14 +851,23 @@ def run_size(size: Size, args: argparse.Namespace, binary: Path | None, trash: P
         site = make_site(root, size, args.seed)
         log(f"  {size.total_chapters:,} chapters in {time.perf_counter() - started:.1f} s")
         bench = Bench(site, root / "output", size, args.runs, args.budget, trash)
+        hugo = None
         if binary is not None:
-            log(f"[{size.label}] Hugo")
-            result.hugo = measure_hugo(binary, bench, root)
-        log(f"[{size.label}] Markdown floor")
-        startup = measure_startup(args.runs, args.budget)
-        result.rows.append(floor_row(measure_render(bench), startup))
-        log(f"[{size.label}] serialist build")
-        result.rows += measure_builds(bench)
+            log(f"[{size.label}] Hugo, warm-up")
+            hugo = HugoBuilds(binary, bench, root)
+            if not hugo.warm_up():
+                hugo = None
+        render, startup = Measurement("Markdown render"), Measurement("interpreter start-up")
+        floor = [Beside(render, render_once(bench)), Beside(startup, startup_once(bench))]
+        log(f"[{size.label}] serialist build" + (", each run after one of Hugo" if hugo else ""))
+        builds = measure_builds(bench, hugo, floor)
+        result.rows = [floor_row(render, startup), *builds]
+        cold = builds[0]
+        if cold.samples and result.rows[0].samples:
+            cold.note = "; ".join(filter(None, [f"{cold.seconds / result.rows[0].seconds:.2f}× the Markdown floor",
+                                                cold.note]))
+        if hugo is not None:
+            result.hugo = hugo.pooled()
         log(f"[{size.label}] serialist serve")
         result.rows.append(measure_serve(bench))
     finally:
@@ -803,10 +889,11 @@ class Row:
 
 
 def rows_of(result: SizeResult) -> Iterator[Row]:
-    hugo = result.hugo.seconds if result.hugo and result.hugo.samples else None
+    pooled = result.hugo.seconds if result.hugo and result.hugo.samples else None
     measurements = ([result.hugo] if result.hugo else []) + result.rows
     for m in measurements:
         ok = bool(m.samples)
+        hugo = m.reference.seconds if m.reference is not None and m.reference.samples else pooled
         yield Row(
             size=result.size.label,
             name=m.name,
@@ -870,7 +957,8 @@ def machine_line(binary: Path | None, runs: int, no_hugo: bool) -> str:
     hugo = f"Hugo {hugo_version(binary)}" if binary else "Hugo not run" if no_hugo else "Hugo not installed"
     return (f"Measured {date.today().isoformat()} on {cpu_model()}, {os.cpu_count()} cores, "
             f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
-            f"Serialist {__version__}, {hugo}. Median of {runs} run{'s' * (runs != 1)} after a warm-up.")
+            f"Serialist {__version__}, {hugo}. Median of {runs} run{'s' * (runs != 1)} after a warm-up; "
+            "Hugo and the Markdown floor are run between the runs they are compared with.")
 
 
 # --- Command line -------------------------------------------------------------------------------------
