@@ -11,7 +11,6 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from functools import partial
-from email.utils import format_datetime
 from urllib.parse import urljoin
 
 from generator import urls
@@ -47,6 +46,18 @@ def item_html(story: Story, chapter: Chapter, base_url: str) -> str:
     if chapter.notes_after_html:
         parts.append(f"<h3>End notes</h3>\n{chapter.notes_after_html}")
     return absolutize("\n".join(parts), urls.absolute_url(base_url, urls.chapter_path(story, chapter)))
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_datetime(moment: datetime) -> str:
+    """An RFC 822 date, as `email.utils.format_datetime` gives it (which costs the build process milliseconds to
+    import: the `email` package): `Tue, 03 Mar 2026 09:30:00 +0000`, and `-0000` for a time with no zone."""
+    zone = moment.strftime("%z") if moment.tzinfo is not None else "-0000"
+    return (f"{_DAYS[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} {moment.year:04d} "
+            f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} {zone}")
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attrib: str) -> ET.Element:

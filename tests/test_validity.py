@@ -10,7 +10,7 @@ import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -310,3 +310,17 @@ def test_sitemap(sample_out: Path) -> None:
         lastmod = url.findtext(f"{SITEMAP}lastmod")
         assert lastmod is None or (re.fullmatch(r"\d{4}-\d{2}-\d{2}", lastmod)
                                    and datetime.fromisoformat(lastmod).date() <= NOW.date())
+
+
+@pytest.mark.parametrize("moment", [
+    datetime(2026, 3, 3, 9, 30, tzinfo=timezone.utc),
+    datetime(1999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+    datetime(2024, 2, 29, 0, 0, 7, tzinfo=timezone(timedelta(hours=14))),
+    datetime(2026, 11, 1, 1, 2, 3),  # no zone
+])
+def test_feed_dates_are_what_the_email_package_gives(moment: datetime) -> None:
+    from email.utils import format_datetime as reference
+
+    from generator.feeds import format_datetime
+
+    assert format_datetime(moment) == reference(moment)
