@@ -32,13 +32,15 @@ if TYPE_CHECKING:
 
 LINK_SCHEME = "serialist"
 
-_FIRST_CJK = "\u3040"  # no character before it is a CJK one
+# In UTF-8, the bytes that neither start nor continue a character from U+3000 on (no CJK character is before it):
+# what is left of a text's bytes without them is empty when it has none. (Much quicker than `max()` of a text.)
+_BEFORE_CJK = bytes(range(0xE3))
 
 
 @lru_cache(maxsize=1)
 def _cjk() -> re.Pattern[str]:
-    """A CJK character (compiled when a text first has a character past `_FIRST_CJK`: like `word_pattern`,
-    it takes milliseconds)."""
+    """A CJK character (compiled when a text first has a character from U+3000 on: like `word_pattern`, it
+    takes milliseconds)."""
     return re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
@@ -123,7 +125,8 @@ def count_words(tokens: list[Token]) -> int:
                     parts.append(" ")
             parts.append(" ")
     text = "".join(parts)
-    if text.isascii() or max(text) < _FIRST_CJK or not _cjk().search(text):
+    if (text.isascii() or not text.encode("utf-8", "surrogatepass").translate(None, _BEFORE_CJK)
+            or not _cjk().search(text)):
         return len(text.split())
     return len(word_pattern().findall(text))
 

@@ -12,7 +12,7 @@ from mdit_py_plugins.anchors import anchors_plugin
 from mdit_py_plugins.footnote import footnote_plugin
 
 from generator import markdown_rules
-from generator.markdown import _scene_break, count_words, markdown, word_pattern
+from generator.markdown import _BEFORE_CJK, _scene_break, count_words, markdown, word_pattern
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,3 +126,9 @@ def test_word_counts_are_the_regex_counts(text):
                 c.content if c.type in ("text", "code_inline") else " " if c.type in ("softbreak", "hardbreak")
                 else "" for c in token.children)))
     assert count_words(tokens) == expected
+
+
+def test_the_bytes_left_of_a_text_show_whether_it_has_a_character_from_u3000_on():
+    for code in [*range(0x11000), 0x1F600, 0x20000, 0x10FFFF]:
+        left = chr(code).encode("utf-8", "surrogatepass").translate(None, _BEFORE_CJK)
+        assert bool(left) == (code >= 0x3000), hex(code)
