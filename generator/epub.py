@@ -347,7 +347,8 @@ class _Book:
     converted: Cache | None = None  # XHTML of documents converted by earlier builds
     packed: dict[str, _Packed] = field(default_factory=dict)  # documents deflated whole (their body not kept)
     streaming: bool = False  # while written by `_ZipStream`, which takes `packed` documents as they are
-    unpacked: dict[str, str] = field(default_factory=dict)  # chapter document kept unpacked → its conversion key
+    unpacked: dict[str, tuple[str, bool]] = field(default_factory=dict)  # chapter kept unpacked → (its conversion
+    # key, whether it was converted now and is still to be cached: see `remember_chapters`)
 
     layout: str = ""  # a digest of where links and images lead in this book, once it is laid out
 
@@ -409,7 +410,7 @@ class _Book:
                 for found in self.cached_whole(keys)]
 
     def cached_whole(self, keys: list[str]) -> list[tuple[bytes, list[str]] | _Whole | None]:
-        """`cached_many`, where a document is cached whole (see `remember_whole`) its `_Whole`."""
+        """`cached_many`, where a document is cached whole (see `remember_chapters`) its `_Whole`."""
         found = self.converted.get_many(keys) if self.converted is not None else {}
         result: list[tuple[bytes, list[str]] | _Whole | None] = []
         for key in keys:
@@ -461,19 +462,22 @@ class _Book:
         to an id in it is a link within it, to one of its own `ids` (`body` then leaves it as it is); else None."""
         return _xhtml(title, language, body) if _is_whole(file, body, ids) else None
 
-    def remember_whole(self, zipped: bytes, language: str, folder: str) -> None:
-        """Cache each chapter document kept `unpacked` that is whole (see `whole_document`) as the book `zipped`
-        holds it (in `folder`), deflated, in place of its body: the next book takes it as it is, with no XHTML
-        to make and no earlier book's copy to check it against."""
+    def remember_chapters(self, zipped: bytes | None, language: str, folder: str) -> None:
+        """Once the book is made (`zipped`, None when zipfile made it): cache each chapter document kept
+        `unpacked` that is whole (see `whole_document`) as the book holds it (in `folder`), deflated, in place
+        of its body: the next book takes it as it is, with no XHTML to make and no earlier book's copy to check
+        it against. The others converted now are cached as they are."""
         if self.converted is None or not self.unpacked:
             return
-        entries = _entries_by_name(zipped)
-        for file, key in self.unpacked.items():
+        entries = _entries_by_name(zipped) if zipped is not None else {}
+        for file, (key, new) in self.unpacked.items():
             title, body = self.documents[file]
             ids = sorted(self.ids[file])
             entry = entries.get(f"{folder}/{file}")
             if entry is not None and _is_whole(file, body, ids):
-                self.converted.put(key, tuple(_Whole.of(ids, title, language, _Packed(*entry))))  # (marshal: a plain tuple)
+                self.converted.put(key, tuple(_Whole.of(ids, title, language, _Packed(*entry))))  # (marshal: a tuple)
+            elif new:
+                self.converted.put(key, (body, ids))
         self.converted.flush()
 
     def body(self, file: str) -> bytes:
@@ -682,12 +686,13 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
     try:
         book.streaming = True
         zipped = writer.write_into(_ZipStream(modified, previous))
-        book.remember_whole(zipped, language, out.FOLDER_NAME)
+        book.remember_chapters(zipped, language, out.FOLDER_NAME)
         return zipped
     except _TooBig:  # zip64 territory: through a whole zip in memory, for zipfile to write
         book.streaming = False
         buffer = io.BytesIO()
         epub.write_epub(buffer, out, options)
+        book.remember_chapters(None, language, out.FOLDER_NAME)
         return deterministic_zip(buffer.getvalue(), modified, previous)
 
 
@@ -699,7 +704,7 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
     """Every chapter's document, in order; those no earlier build converted are converted in `workers`
     forked processes when there are many (and cached here, as they come back). A document that is whole
     already (`_Book.whole_document`) is kept deflated, as the zip takes it: a worker deflates each one it
-    converts, and the cache holds it so (`_Whole`; `_Book.remember_whole` adds those converted here)."""
+    converts, and the cache holds it so (`_Whole`; see `_Book.remember_chapters` for those converted here)."""
     last = len(story.chapters) - 1
 
     def html(index: int) -> str:
@@ -730,6 +735,7 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
             documents[index] = found
         else:
             missing.append(index)
+    converted_here: set[int] = set()  # converted in this process, and not cached yet
     if workers > 1 and len(missing) >= PARALLEL_CHAPTERS and can_fork():
         chunks = [missing[start:start + 32] for start in range(0, len(missing), 32)]
         for chunk, results in in_workers(convert, chunks, workers):
@@ -741,10 +747,10 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
                 else:
                     book.remember(keys[index], (body, ids))
                     documents[index] = (body, ids)
-    else:
+    else:  # (cached once the book is made: `remember_chapters`)
         for index in missing:
-            documents[index] = converted = book.convert(html(index), web_page(index))
-            book.remember(keys[index], converted)
+            documents[index] = book.convert(html(index), web_page(index))
+        converted_here.update(missing)
     if book.converted is not None:
         book.converted.flush()
     for index, (chapter, document) in enumerate(zip(story.chapters, documents)):
@@ -754,7 +760,7 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
             assert document is not None
             book.keep(book.chapter_files[chapter.slug], title(index), *document)
             if keys[index]:
-                book.unpacked[book.chapter_files[chapter.slug]] = keys[index]
+                book.unpacked[book.chapter_files[chapter.slug]] = (keys[index], index in converted_here)
 
 
 def _document(book: _Book, file: str, language: str) -> bytes | _Packed:
