@@ -188,7 +188,10 @@ class BuildSession:
         fresh = self._known is None
         if fresh:
             self._known = Known.of(self._snapshot)
+        from generator.markdown import markdown
         from generator.theme import TEMPLATES
+
+        markdown()  # the parser, which a build that found every text in the cache did not make
 
         env = self._environment(self._snapshot)
         for name in TEMPLATES:

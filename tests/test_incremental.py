@@ -272,3 +272,13 @@ def test_after_the_reload_the_pages_showing_a_storys_totals_are_redone_until_ano
     assert manifest_is_true(out)
     session.build(None)  # a full build makes the book too
     assert differences(out, site, tmp_path) == set()
+
+
+def test_after_a_build_the_session_gets_the_markdown_parser_ready_for_the_next_save(make_site, tmp_path):
+    from generator.markdown import markdown
+
+    site = make_site(SITE)
+    session, _ = session_for(site)
+    markdown.cache_clear()  # as after a build that found every text in the cache
+    session.warm_up()
+    assert markdown.cache_info().currsize == 1
