@@ -36,7 +36,7 @@ from html import escape, unescape
 from functools import lru_cache, partial
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from generator import urls
@@ -848,46 +848,42 @@ def _deflate_all(contents: list[bytes]) -> list[bytes]:
 def _deflated_entries(previous: bytes | None) -> dict[tuple[int, int], list[memoryview]]:
     """The raw deflate data of the entries of `previous`, a zip `write_zip` made, by (CRC-32, size).
 
-    Read through its central directory; damage only ends the reading early, since every entry is
-    checked before it is used (`_inflates_to`)."""
+    Damage only ends the reading early (`_deflated`), since every entry is checked before it is used
+    (`_inflates_to`)."""
     found: dict[tuple[int, int], list[memoryview]] = {}
-    if not previous or len(previous) < _END.size:
-        return found
-    view = memoryview(previous)
-    try:
-        signature, _, _, _, count, _, position, _ = _END.unpack_from(previous, len(previous) - _END.size)
-        for _ in range(count if signature == b"PK\x05\x06" else 0):
-            entry = _CENTRAL.unpack_from(previous, position)
-            flags, method, crc, packed, size, name, extra, comment, offset = entry[5:7] + entry[9:15] + entry[-1:]
-            local = _LOCAL.unpack_from(previous, offset)
-            if entry[0] != b"PK\x01\x02" or local[0] != b"PK\x03\x04":
-                break
-            position += _CENTRAL.size + name + extra + comment
-            start = offset + _LOCAL.size + local[-2] + local[-1]
-            if method == zipfile.ZIP_DEFLATED and not flags & 1 and start + packed <= len(previous):
-                found.setdefault((crc, size), []).append(view[start:start + packed])
-    except struct.error:
-        pass
+    if previous:
+        view = memoryview(previous)
+        for _, crc, size, start, length in _deflated(previous):
+            found.setdefault((crc, size), []).append(view[start:start + length])
     return found
 
 
 def _entries_by_name(zipped: bytes) -> dict[str, tuple[int, int, bytes]]:
     """(CRC-32, size, raw deflate data) of each deflated entry of `zipped`, a zip `write_zip` made, by name."""
-    found: dict[str, tuple[int, int, bytes]] = {}
+    return {name.decode("utf-8", "replace"): (crc, size, zipped[start:start + length])
+            for name, crc, size, start, length in _deflated(zipped)}
+
+
+def _deflated(zipped: bytes) -> Iterator[tuple[bytes, int, int, int, int]]:
+    """(name, CRC-32, size, where its raw deflate data starts, its length) of each deflated entry of
+    `zipped`, a zip `write_zip` made, read through its central directory; damage ends the reading."""
+    if len(zipped) < _END.size:
+        return
     try:
         signature, _, _, _, count, _, position, _ = _END.unpack_from(zipped, len(zipped) - _END.size)
         for _ in range(count if signature == b"PK\x05\x06" else 0):
             entry = _CENTRAL.unpack_from(zipped, position)
             flags, method, crc, packed, size, name, extra, comment, offset = entry[5:7] + entry[9:15] + entry[-1:]
             local = _LOCAL.unpack_from(zipped, offset)
-            file = zipped[position + _CENTRAL.size:position + _CENTRAL.size + name].decode("utf-8")
+            if entry[0] != b"PK\x01\x02" or local[0] != b"PK\x03\x04":
+                return
+            file = zipped[position + _CENTRAL.size:position + _CENTRAL.size + name]
             position += _CENTRAL.size + name + extra + comment
             start = offset + _LOCAL.size + local[-2] + local[-1]
-            if method == zipfile.ZIP_DEFLATED and not flags & 1:
-                found[file] = (crc, size, zipped[start:start + packed])
-    except (struct.error, UnicodeDecodeError):
-        pass
-    return found
+            if method == zipfile.ZIP_DEFLATED and not flags & 1 and start + packed <= len(zipped):
+                yield file, crc, size, start, packed
+    except struct.error:
+        return
 
 
 def _inflates_to(packed: memoryview, data: bytes) -> bool:
