@@ -728,13 +728,15 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
     whole: dict[int, tuple[list[str], _Packed]] = {}  # documents kept deflated whole
     missing: list[int] = []
     for index, found in enumerate(book.cached_whole(keys)):
-        packed = found.packed(title(index), language) if isinstance(found, _Whole) else None
-        if packed is not None:  # nothing to make, nor to check against the previous book
-            whole[index] = (found.ids, packed)  # type: ignore[union-attr]
-        elif found is not None and not isinstance(found, _Whole):
+        if isinstance(found, _Whole):
+            packed = found.packed(title(index), language)
+            if packed is not None:  # nothing to make, nor to check against the previous book
+                whole[index] = (found.ids, packed)
+                continue
+        elif found is not None:
             documents[index] = found
-        else:
-            missing.append(index)
+            continue
+        missing.append(index)
     converted_here: set[int] = set()  # converted in this process, and not cached yet
     if workers > 1 and len(missing) >= PARALLEL_CHAPTERS and can_fork():
         chunks = [missing[start:start + 32] for start in range(0, len(missing), 32)]
@@ -742,8 +744,9 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
             for index, data in zip(chunk, results):
                 body, ids, *packed = marshal.loads(data)
                 if packed:
-                    whole[index] = (ids, _Packed(*packed))
-                    book.remember(keys[index], tuple(_Whole.of(ids, title(index), language, whole[index][1])))
+                    deflated = _Packed(*packed)
+                    whole[index] = (ids, deflated)
+                    book.remember(keys[index], tuple(_Whole.of(ids, title(index), language, deflated)))
                 else:
                     book.remember(keys[index], (body, ids))
                     documents[index] = (body, ids)

@@ -273,6 +273,38 @@ def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site
     assert (other / "output/s/s.epub").read_bytes() == (site / "output/s/s.epub").read_bytes()
 
 
+def test_chapters_converted_in_workers_are_cached_deflated_when_whole(make_site, monkeypatch, tmp_path):
+    """The conversions cache holds what the workers deflated (and the bodies of the others), and the next
+    book, made from it, is the book made without any cache."""
+    import marshal
+    import shutil
+    import sqlite3
+
+    from conftest import NOW, STORY, chapter
+    from generator import epub
+    from generator.build import build
+    from generator.config import BuildOptions
+
+    files = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n', "content/s/story.md": STORY}
+    for n, (body, _) in BODIES.items():
+        files[f"content/s/{n}.md"] = chapter(f"C{n}", body=body)
+    site = make_site(files)
+    monkeypatch.setattr(epub, "PARALLEL_CHAPTERS", 2)
+    monkeypatch.setattr(epub, "EARLY_WORDS", 0)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    db = sqlite3.connect(site / ".serialist-cache/xhtml.sqlite")
+    lengths = [len(marshal.loads(value)) for (value,) in db.execute("SELECT value FROM entries")]
+    db.close()
+    assert lengths.count(len(epub._Whole._fields)) == sum(whole for _, whole in BODIES.values())
+    (site / "content/s/5.md").write_text(chapter("C5", body="Chapter 5, changed."))
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    cold = tmp_path / "cold"
+    shutil.copytree(site, cold, ignore=shutil.ignore_patterns(".serialist-cache", "output"))
+    build(cold, BuildOptions(output=cold / "output", now=NOW, cache=False))
+    assert (site / "output/s/s.epub").read_bytes() == (cold / "output/s/s.epub").read_bytes()
+
+
 def test_books_made_by_page_workers_are_the_books_made_here(make_site, monkeypatch, tmp_path):
     """Shorter stories' books are made by the page workers, beside the pages: the same bytes as made here."""
     import shutil
