@@ -141,17 +141,21 @@ def init(directory: Path) -> None:
     """Start a new site in DIRECTORY: settings, an example story and a GitHub Pages workflow.
 
     DIRECTORY may be new, empty, or an existing folder such as a fresh clone;
-    no file that is already there is overwritten.
+    no file that is already there is overwritten (a .gitignore gets the lines
+    it lacks).
     """
     from generator.init import init_site
 
     try:
-        written = init_site(directory)
+        started = init_site(directory)
     except SerialistError as exc:
         _fail(exc)
         return
-    for path in written:
+    for path in started.written:
         click.echo(f"Created {path}")
+    if started.gitignore is not None:
+        click.echo(f"Added to {started.gitignore}: {', '.join(started.ignored)}" if started.ignored
+                   else f"Kept {started.gitignore}: it already keeps the build's files out of git")
     click.echo(f"\nNext: edit {directory / 'site.toml'}, run `serialist build {directory}`, and open "
                f"{directory / 'output' / 'index.html'} in a browser.")
 

@@ -70,20 +70,68 @@ def conflicts(root: Path, files: tuple[StarterFile, ...]) -> tuple[Path, ...]:
     return tuple(dict.fromkeys(p for p in found if p is not None))
 
 
-def init_site(root: Path) -> tuple[Path, ...]:
-    """Write a new site into `root` (created when missing); returns the paths written.
+GITIGNORE = ".gitignore"
 
-    Refuses, writing nothing, when any of the files already exists.
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What `init_site` did: the files it wrote, and the lines it added to a `.gitignore` already there."""
+
+    written: tuple[Path, ...]
+    ignored: tuple[str, ...] = ()  # lines added to the existing `.gitignore` (none when it had them all)
+    gitignore: Path | None = None  # that `.gitignore`, when there was one
+
+
+def init_site(root: Path) -> Started:
+    """Write a new site into `root` (created when missing).
+
+    Refuses, writing nothing, when any of the files already exists, but for a `.gitignore` (a fresh clone
+    of a repository made on GitHub often has one): the lines it lacks of the new site's are added to it,
+    as `cargo init` does.
     """
     if root.exists() and not root.is_dir():
         raise UsageError(f"{display_path(root)} is a file, not a folder; choose a folder for the new site")
-    files = starter_files()
+    every = starter_files()
+    gitignore = root / GITIGNORE
+    merge = gitignore.is_file() and not gitignore.is_symlink()
+    files = tuple(item for item in every if item.path != GITIGNORE) if merge else every
     existing = conflicts(root, files)
     if existing:
         names = "\n".join(f"  {display_path(p)}" for p in existing)
         raise UsageError(f"serialist init does not overwrite files, and these already exist:\n{names}\n"
                          "Move them away, or run `serialist init` in a new or empty folder.")
-    return tuple(_write(root / item.path, item.data) for item in files)
+    written = tuple(_write(root / item.path, item.data) for item in files)
+    if not merge:
+        return Started(written)
+    ours = next(item.data for item in every if item.path == GITIGNORE)
+    return Started(written, _extend_ignore(gitignore, ours), gitignore)
+
+
+def _extend_ignore(gitignore: Path, ours: bytes) -> tuple[str, ...]:
+    """Add to `gitignore` the patterns of `ours` (a `.gitignore`) that it lacks, with their comment; the
+    patterns added."""
+    try:
+        text = gitignore.read_bytes().decode("utf-8", "surrogateescape")
+    except OSError as exc:
+        raise UsageError(f"cannot read {display_path(gitignore)}: {exc.strerror or exc}") from None
+    have = {line.strip() for line in text.splitlines()}
+    lines = ours.decode("utf-8").splitlines()
+    missing = tuple(line for line in lines
+                    if line.strip() and not line.startswith("#") and line.strip() not in have)
+    if not missing:
+        return ()
+    comments = [line for line in lines if line.startswith("#")]
+    addition = "\n".join([*comments, *missing]) + "\n"
+    if text and not text.endswith("\n"):
+        addition = "\n" + addition
+    elif text.strip():
+        addition = "\n" + addition  # a blank line before ours
+    try:
+        with open(gitignore, "a", encoding="utf-8", errors="surrogateescape") as handle:
+            handle.write(addition)
+    except OSError as exc:
+        raise UsageError(f"cannot write {display_path(gitignore)}: {exc.strerror or exc}") from None
+    return missing
 
 
 def _write(target: Path, data: bytes) -> Path:

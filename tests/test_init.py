@@ -177,3 +177,42 @@ def test_template_files_are_packaged() -> None:
     for name in stored:
         assert not any(part.startswith(".") for part in name.split("/")), name
         assert any(fnmatch.fnmatch(f"init-template/{name}", p.replace("**/", "*")) for p in patterns), name
+
+
+GITHUB_GITIGNORE = "# Byte-compiled / optimized / DLL files\n__pycache__/\n*.py[cod]\n"
+
+
+def test_init_adds_what_an_existing_gitignore_lacks(tmp_path: Path) -> None:
+    """A clone of a repository made on GitHub often has a .gitignore: init keeps it and adds its own lines."""
+    (tmp_path / ".gitignore").write_text(GITHUB_GITIGNORE + "/output/")  # one of ours already, no last newline
+    result = run_cli("init", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert files_under(tmp_path) == EXPECTED
+    text = (tmp_path / ".gitignore").read_text("utf-8")
+    assert text.startswith(GITHUB_GITIGNORE + "/output/\n")
+    added = [line for line in text[len(GITHUB_GITIGNORE + "/output/\n"):].splitlines() if line and line[0] != "#"]
+    assert added == ["/.serialist-cache/", ".output.serialist-*"]
+    assert f"Added to {tmp_path / '.gitignore'}: /.serialist-cache/, .output.serialist-*" in result.stdout
+    assert f"Created {tmp_path / '.gitignore'}" not in result.stdout
+    run_cli("build", tmp_path, check=True)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=tmp_path,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    assert sorted(line[3:] for line in status) == EXPECTED  # no output, no cache, no spare output
+
+
+def test_init_leaves_a_gitignore_that_has_every_line_as_it_is(tmp_path: Path) -> None:
+    ours = next(f.data for f in starter_files() if f.path == ".gitignore")
+    (tmp_path / ".gitignore").write_bytes(b"*.swp\n" + ours)
+    result = run_cli("init", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".gitignore").read_bytes() == b"*.swp\n" + ours
+    assert "Kept" in result.stdout and "Added to" not in result.stdout
+
+
+def test_init_refuses_a_gitignore_that_is_not_a_plain_file(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").mkdir()
+    with pytest.raises(UsageError) as caught:
+        init_site(tmp_path)
+    assert ".gitignore" in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore"]
