@@ -81,3 +81,20 @@ def test_the_themes_filters(tmp_path):
                                '{{ none | date }}{{ none | rfc822 }}')
     assert template.render(d=when, n=12345, none=None) == \
         "2025-03-02 02 March 2025 12,345 Sun, 02 Mar 2025 18:30:00 +0000|"
+
+
+def test_a_blurb_marks_the_title_and_summary_of_a_story_in_another_language(make_site):
+    files = {"site.toml": 'title = "T"\nlanguage = "en"\n'}
+    for slug, language in (("nuit", "fr"), ("night", "EN")):
+        files[f"content/{slug}/story.md"] = (f"---\ntitle: {slug.title()}\nrating: General Audiences\n"
+                                             f"language: {language}\ntags: [Fluff]\n---\nLe résumé.\n")
+        files[f"content/{slug}/1.md"] = chapter("C1")
+    site = make_site(files)
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    for page in ("index.html", "tags/freeform/fluff/index.html"):
+        html = (site / "output" / page).read_text()
+        articles = re.findall(r'<article class="blurb">.*?</article>', html, re.S)
+        blurbs = {slug: next(a for a in articles if f"{slug}/index.html" in a) for slug in ("nuit", "night")}
+        assert re.search(r'<h3 class="blurb-title" lang="fr"><a [^>]*>Nuit</a>', blurbs["nuit"]), page
+        assert '<div class="summary" lang="fr">' in blurbs["nuit"], page
+        assert "lang=" not in blurbs["night"], page  # the page's own language, whatever its case
