@@ -467,8 +467,8 @@ class _Book:
         `unpacked` that is whole (see `whole_document`) as the book holds it (in `folder`), deflated, in place
         of its body: the next book takes it as it is, with no XHTML to make and no earlier book's copy to check
         it against. The others converted now are cached as they are."""
-        if self.converted is None or not self.unpacked:
-            return
+        if self.converted is None or not (self.converted.enabled and self.converted.writable) or not self.unpacked:
+            return  # (a build with --no-cache keeps nothing)
         entries = _entries_by_name(zipped) if zipped is not None else {}
         for file, (key, new) in self.unpacked.items():
             title, body = self.documents[file]

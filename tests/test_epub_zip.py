@@ -301,3 +301,15 @@ def test_a_damaged_deflated_chapter_in_the_cache_is_made_again(make_site) -> Non
     assert (site / "output/s/s.epub").read_bytes() == (cold / "output/s/s.epub").read_bytes()
     with zipfile.ZipFile(site / "output/s/s.epub") as archive:
         assert archive.testzip() is None
+
+
+def test_a_build_without_the_cache_looks_for_nothing_to_keep_in_it(make_site, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {"site.toml": 'title = "T"\n', "content/s/story.md": STORY, "content/s/1.md": chapter("C1")}
+    site = make_site(files)
+    read: list[int] = []
+    real = epub_module._entries_by_name
+    monkeypatch.setattr(epub_module, "_entries_by_name", lambda zipped: read.append(1) or real(zipped))
+    build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
+    assert not read
+    build(site, BuildOptions(output=site / "output", now=NOW))
+    assert read  # with the cache, the book's chapters are kept from it
