@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 
 LINK_SCHEME = "serialist"
 
-# In UTF-8, the bytes that neither start nor continue a character from U+3000 on (no CJK character is before it):
-# what is left of a text's bytes without them is empty when it has none. (Much quicker than `max()` of a text.)
+# The UTF-8 bytes below 0xE3: none starts a character from U+3000 on (no CJK character is before it), the bytes
+# that continue one being among them. What is left of a text's UTF-8 without them is empty when it has no such
+# character. (Much quicker than `max()` of the text.)
 _BEFORE_CJK = bytes(range(0xE3))
 
 
