@@ -401,16 +401,13 @@ class _Book:
 
     def cached(self, key: str) -> tuple[bytes, list[str]] | None:
         """The (XHTML body in UTF-8, ids) of the document with this `_conversion_key`, if an earlier build
-        converted it."""
-        return self.cached_many([key])[0]
+        converted it (and did not cache it whole)."""
+        found = self.cached_many([key])[0]
+        return None if isinstance(found, _Whole) else found
 
-    def cached_many(self, keys: list[str]) -> list[tuple[bytes, list[str]] | None]:
-        """`cached` of each key (in one query for a few hundred)."""
-        return [found if isinstance(found, tuple) and not isinstance(found, _Whole) else None
-                for found in self.cached_whole(keys)]
-
-    def cached_whole(self, keys: list[str]) -> list[tuple[bytes, list[str]] | _Whole | None]:
-        """`cached_many`, where a document is cached whole (see `remember_chapters`) its `_Whole`."""
+    def cached_many(self, keys: list[str]) -> list[tuple[bytes, list[str]] | _Whole | None]:
+        """What the cache has of the document with each key (in one query for a few hundred): its body and
+        ids, or, when it was cached whole (see `remember_chapters`), its `_Whole`."""
         found = self.converted.get_many(keys) if self.converted is not None else {}
         result: list[tuple[bytes, list[str]] | _Whole | None] = []
         for key in keys:
@@ -727,7 +724,7 @@ def _add_chapters(book: _Book, story: Story, language: str, workers: int) -> Non
     documents: list[tuple[bytes, list[str]] | None] = [None] * len(keys)
     whole: dict[int, tuple[list[str], _Packed]] = {}  # documents kept deflated whole
     missing: list[int] = []
-    for index, found in enumerate(book.cached_whole(keys)):
+    for index, found in enumerate(book.cached_many(keys)):
         if isinstance(found, _Whole):
             packed = found.packed(title(index), language)
             if packed is not None:  # nothing to make, nor to check against the previous book

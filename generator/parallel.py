@@ -215,7 +215,7 @@ def _placed(files: Sequence[AnyFile], chunks: list[list[int]], workers: int, pla
     """`made` in workers: the `Placed` record of each page as the workers are done with it, and the files
     already made, for the caller to put in place, once the workers are forked (the caller puts them in place
     on threads of its own, and a process with other threads must not fork)."""
-    here = [file for file in files if not isinstance(file, LazyFile)]
+    here = deque(file for file in files if not isinstance(file, LazyFile))
     done = 0
     batches = in_workers(partial(_make_and_place, files, place), chunks, workers, ordered=False)
     try:
@@ -226,7 +226,7 @@ def _placed(files: Sequence[AnyFile], chunks: list[list[int]], workers: int, pla
                 progress("Rendering pages", done, len(files))
             while here:
                 done += 1
-                yield here.pop(0)
+                yield here.popleft()
                 progress("Rendering pages", done, len(files))
     finally:
         batches.close()
