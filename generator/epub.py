@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
+import isal
+from isal import isal_zlib
+
 from generator import urls
 from generator.assets import FILE_SCHEME, IMAGE_TYPES, placeholder_paths
 from generator.cache import CACHE_DIR, Cache, atomic_write, digest
@@ -815,11 +818,14 @@ def deterministic_zip(data: bytes, when: datetime, previous: bytes | None = None
 # --- the zip --------------------------------------------------------------------------------------------------------
 #
 # Python's zipfile cannot write data that is already compressed, and after a one-chapter edit nearly every entry of a
-# book is the same as in the book made before it. So the zip is written with `struct`, giving the bytes zipfile gives
-# for `ZipInfo(name, date_time=when)` with create_system 3, mode 0644 and compresslevel `_LEVEL` (no extra fields, no
-# data descriptors, no zip64), and the deflated data of an entry the previous book holds is copied from there.
+# book is the same as in the book made before it. So the zip is written with `struct`, laid out as zipfile lays out
+# `ZipInfo(name, date_time=when)` with create_system 3 and mode 0644 (no extra fields, no data descriptors, no zip64),
+# and the deflated data of an entry the previous book holds is copied from there.
+#
+# The entries are deflated by ISA-L (python-isal) at its level `_LEVEL`: on a book of 300 chapters, 6% bigger than
+# zlib at level 4, in a quarter of the time (0.2 s less of a processor for every thousand chapters).
 
-_LEVEL = 4  # zlib's level: on a 3,000-chapter book, 4% bigger than at the default 6, in half the time
+_LEVEL = 3  # ISA-L's highest
 _LOCAL = struct.Struct("<4s2B4HL2L2H")  # local header: signature, version, 0, flags, method, time, date, CRC, sizes…
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # central directory entry: the same, with attributes and the header's offset
 _END = struct.Struct("<4s4H2LH")  # end record: entry counts, the central directory's size and offset, comment length
@@ -827,13 +833,13 @@ _ATTRIBUTES = 0o100644 << 16  # a regular file, rw-r--r--
 
 
 def _deflate(data: bytes) -> bytes:
-    """Raw deflate data, byte for byte what zipfile writes at compresslevel `_LEVEL`."""
-    packer = zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
+    """Raw deflate data, at `_LEVEL`."""
+    packer = isal_zlib.compressobj(_LEVEL, zlib.DEFLATED, -15)
     return packer.compress(data) + packer.flush()
 
 
 def _deflate_all(contents: list[bytes]) -> list[bytes]:
-    """`_deflate` of each, on a thread per processor when there is much of it (zlib lets go of the GIL)."""
+    """`_deflate` of each, on a thread per processor when there is much of it (ISA-L lets go of the GIL)."""
     threads = min(os.cpu_count() or 1, 8)
     if threads < 2 or sum(map(len, contents)) < 1 << 22:
         return [_deflate(data) for data in contents]
@@ -908,7 +914,7 @@ class _ZipStream:
 
     An entry whose content `previous` (an earlier zip made here, or anything at all) holds deflated
     keeps that deflated data, once it is found to inflate to exactly the content: the same bytes as
-    compressing it again, as long as `previous` was made with the same zlib (see `EpubCache.previous`).
+    compressing it again, as long as `previous` was made with the same ISA-L (see `EpubCache.previous`).
     The others are deflated a few megabytes at a time, on a thread per processor.
     """
 
@@ -984,7 +990,8 @@ def write_zip(entries: list[tuple[str, bytes]], when: datetime, previous: bytes 
 
 
 def _zipfile_zip(entries: list[tuple[str, bytes]], when: datetime) -> bytes:
-    """What `write_zip` gives (without reuse), made by zipfile: for books too big for a plain zip."""
+    """The zip `write_zip` gives, with zip64 records and deflated by zlib, made by zipfile: for books too big
+    for a plain zip."""
     stamp = (min(when.year, 2107), when.month, when.day, when.hour, when.minute, when.second)
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as target:
@@ -993,13 +1000,13 @@ def _zipfile_zip(entries: list[tuple[str, bytes]], when: datetime) -> bytes:
             info.create_system = 3
             info.external_attr = _ATTRIBUTES
             info.compress_type = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
-            target.writestr(info, data, compresslevel=_LEVEL)
+            target.writestr(info, data)
     return out.getvalue()
 
 
 @lru_cache(maxsize=1)
 def _code_version() -> str:
-    """This module, ebooklib and zlib: a change to any makes every cached EPUB stale (and, for zlib, the
+    """This module, ebooklib and ISA-L: a change to any makes every cached EPUB stale (and, for ISA-L, the
     deflated data of the books made before no longer what compressing gives: see `EpubCache.previous`).
     ebooklib is known by its book-writing module's source, found without importing it (or reading the
     installed package's metadata, which costs more than the rest of the EPUB stage's start)."""
@@ -1008,7 +1015,7 @@ def _code_version() -> str:
     code = hashlib.blake2b(Path(__file__).read_bytes(), digest_size=16)
     spec = find_spec("ebooklib.epub")
     code.update(Path(spec.origin).read_bytes() if spec is not None and spec.origin else b"no ebooklib")
-    return code.hexdigest() + " zlib " + zlib.ZLIB_RUNTIME_VERSION
+    return code.hexdigest() + f" python-isal {isal.__version__} ISA-L {isal.ISAL_VERSION}"
 
 
 @lru_cache(maxsize=1)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +29,14 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> Path:
         else:
             path.write_text(textwrap.dedent(content).lstrip("\n"), "utf-8")
     return root
+
+
+def zip_layout(zipped: bytes) -> list[tuple[object, ...]]:
+    """Everything a zip says of its entries but how they are compressed, and their contents: what two zips
+    deflated differently have in common when they hold the same."""
+    with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+        return [(info.filename, info.date_time, info.compress_type, info.create_system, info.external_attr,
+                 info.flag_bits, info.extra, info.CRC, info.file_size, archive.read(info)) for info in archive.infolist()]
 
 
 @pytest.fixture

@@ -255,6 +255,8 @@ def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site
     site = make_site(files)
     other = tmp_path / "other"
     shutil.copytree(site, other)
+    if zip64:
+        monkeypatch.setattr(epub, "_MAX_ENTRIES", 4)
     build(site, BuildOptions(output=site / "output", now=NOW, cache=False))
 
     used, packed = [], []
@@ -265,8 +267,6 @@ def test_chapters_converted_for_the_epub_in_workers_give_the_same_book(make_site
     monkeypatch.setattr(epub, "in_workers", lambda *args: used.append(1) or in_workers(*args))
     monkeypatch.setattr(epub._Book, "keep_packed", lambda book, file, *args: packed.append(file)
                         or real_keep_packed(book, file, *args))
-    if zip64:
-        monkeypatch.setattr(epub, "_MAX_ENTRIES", 4)
     build(other, BuildOptions(output=other / "output", now=NOW, cache=False))
     assert used, "the chapters were not converted in workers"
     assert sorted(packed) == [f"chapter-{n}.xhtml" for n, (_, whole) in BODIES.items() if whole]
