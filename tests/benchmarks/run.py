@@ -41,7 +41,10 @@ run is charged with writing back what the run before it wrote.
 (`ru_maxrss` from `os.wait4`); "all MiB" is the peak of the command's whole
 process tree, sampled every 50 ms: the main process's resident set plus what
 is private to each worker process it started (so forked workers' shared pages
-count once). Progress goes to stderr, the table to stdout.
+count once). The tree is sampled in each row's warm-up run only (and in every
+`serve` session): reading every process's `/proc/PID/smaps_rollup` takes some
+55 ms of a processor per second of a 2-core build, which would slow the timed
+runs by about 3% and not the Markdown floor's render, timed in-process. Progress goes to stderr, the table to stdout.
 This file is not a test: pytest does not collect `tests/benchmarks/`.
 """
 
@@ -124,6 +127,7 @@ class Measurement:
     failed: bool = False
     derived: bool = False  # computed from other measurements, not run itself
     reference: Measurement | None = None  # Hugo's full builds, run between this row's runs (see `Beside`)
+    warm_up: Sample | None = None  # the warm-up run, the one whose whole process tree was sampled
 
     @property
     def seconds(self) -> float:
@@ -142,7 +146,8 @@ class Measurement:
 
     @property
     def tree_mib(self) -> float:
-        return max((s.tree_mib for s in self.samples), default=0.0)
+        sampled = [*self.samples, *([self.warm_up] if self.warm_up else [])]
+        return max((s.tree_mib for s in sampled), default=0.0)
 
 
 @dataclass(slots=True)
@@ -244,17 +249,18 @@ def wait_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout:
     return proc.returncode, usage.ru_maxrss / 1024
 
 
-def measure(cmd: Sequence[str], timeout: float, cwd: Path | None = None) -> Sample:
-    """Run `cmd` once, as a whole process; raise BenchmarkError if it fails."""
+def measure(cmd: Sequence[str], timeout: float, cwd: Path | None = None, sampled: bool = False) -> Sample:
+    """Run `cmd` once, as a whole process; raise BenchmarkError if it fails. `sampled`: with the memory of its
+    whole process tree sampled (`TreeMemory`), which costs the machine some processor time."""
     with tempfile.TemporaryFile() as errors:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=child_env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=errors)
-        memory = TreeMemory(proc.pid)
+        memory = TreeMemory(proc.pid) if sampled else None
         try:
             code, peak = wait_process(proc, timeout)
         finally:
-            tree = memory.stop()
+            tree = memory.stop() if memory else 0.0
         seconds = time.perf_counter() - started
         if code != 0:
             errors.seek(0)
@@ -286,11 +292,11 @@ class Beside:
             self.result.failed, self.result.note = True, f"failed: {exc}"[:200]
 
 
-def repeat(name: str, prepare: Callable[[int], None], run: Callable[[], Sample], runs: int,
+def repeat(name: str, prepare: Callable[[int], None], run: Callable[[bool], Sample], runs: int,
            budget: float, beside: Sequence[Beside] = ()) -> Measurement:
     """One warm-up then `runs` measured runs; `prepare(i)` (untimed) comes before run i (0 = warm-up), then
     `settle()`, so that no run is charged with writing back what the one before it wrote. Before each measured
-    run, each of `beside` is run once.
+    run, each of `beside` is run once. `run(sampled)`: only the warm-up's memory is sampled (see `measure`).
 
     A run over `budget` seconds ends the repetitions (a warm-up that slow is kept as the one sample).
     """
@@ -302,16 +308,18 @@ def repeat(name: str, prepare: Callable[[int], None], run: Callable[[], Sample],
         try:
             prepare(index)
             settle()
-            sample = run()
+            sample = run(index == 0)
         except BenchmarkError as exc:
             log(f"  {name}: FAILED: {exc}")
             result.failed, result.note = True, f"failed: {exc}"[:200]
             return result
         what = "warm-up" if index == 0 else f"run {index}/{runs}"
-        log(f"  {name}, {what}: {sample.seconds:.3f} s, {sample.peak_mib:.0f} MiB "
-            f"(all processes {sample.tree_mib:.0f} MiB)")
+        log(f"  {name}, {what}: {sample.seconds:.3f} s, {sample.peak_mib:.0f} MiB"
+            + (f" (all processes {sample.tree_mib:.0f} MiB)" if index == 0 else ""))
         if index > 0:
             result.samples.append(sample)
+        else:
+            result.warm_up = sample
         if sample.seconds > budget and index < runs:
             if index == 0:
                 result.samples.append(sample)
@@ -342,8 +350,8 @@ class Bench:
     def build_command(self) -> list[str]:
         return [sys.executable, "-m", "generator", "build", str(self.site), "--output", str(self.output), "--quiet"]
 
-    def build(self) -> Sample:
-        return measure(self.build_command(), self.timeout)
+    def build(self, sampled: bool = False) -> Sample:
+        return measure(self.build_command(), self.timeout, sampled=sampled)
 
     def edited_chapter(self) -> Path:
         story = sorted(p for p in (self.site / "content").iterdir() if p.is_dir())[self.size.stories // 2]
@@ -812,8 +820,8 @@ class HugoBuilds:
     def _prepare(self) -> None:
         discard(self.public, self.bench.trash)
 
-    def _run(self) -> Sample:
-        sample = measure(self.cmd, self.bench.timeout)
+    def _run(self, sampled: bool = False) -> Sample:
+        sample = measure(self.cmd, self.bench.timeout, sampled=sampled)
         log(f"  Hugo full build: {sample.seconds:.3f} s, {sample.peak_mib:.0f} MiB")
         return sample
 
