@@ -97,3 +97,18 @@ def test_a_changed_file_is_never_written_through_to_the_output(tmp_path):
     assert tree_bytes(output) == before
     write_output([OutputFile("a.html", b"version 2"), OutputFile("new.html", b"new")], output)
     assert ours(output) == {"a.html": b"version 2", "new.html": b"new"}
+
+
+def test_a_changed_file_that_is_the_spares_own_is_written_over_in_place(tmp_path):
+    """A file of the spare copy that is not linked into the output is written over where it is (no new file
+    to make, none to free), and cut to its new length."""
+    output = tmp_path / "output"
+    write_output(files_of({"a.html": b"the first version, the longest of them"}), output)
+    first = (output / "a.html").stat().st_ino
+    write_output(files_of({"a.html": b"second"}), output)  # a new file: the first one is the spare's own now
+    assert (output / "a.html").stat().st_ino != first
+    write_output(files_of({"a.html": b"third"}), output)
+    assert (output / "a.html").stat().st_ino == first
+    assert ours(output) == {"a.html": b"third"}
+    write_output(files_of({"a.html": b"the fourth version, longer than the second"}), output)
+    assert ours(output) == {"a.html": b"the fourth version, longer than the second"}
