@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ def _fail(exc: SerialistError) -> None:
         click.echo(f"error: {exc}", err=True)
     sys.exit(1)
 
+
+GC_FIRST_THRESHOLD = 50_000  # see `run`
 
 SITE_DIR = click.argument("site_dir", default=".", type=click.Path(file_okay=False, path_type=Path))
 
@@ -239,7 +242,12 @@ def serve(site_dir: Path, host: str, port: int, no_drafts: bool, future: bool, p
 def run() -> None:
     """The `serialist` program: `main`, then out of the process at once. Whatever a command makes is written
     and closed by the time it returns, so the interpreter's teardown of every object it still holds (tens of
-    milliseconds after building a long serial) would only keep the author waiting."""
+    milliseconds after building a long serial) would only keep the author waiting.
+
+    The cyclic garbage collector runs after every `GC_FIRST_THRESHOLD` objects it tracks, rather than every 700:
+    a build makes hundreds of thousands of short-lived ones (tokens, template contexts), nearly all freed
+    without it, and at 700 it ran some 60 times in a 300-chapter build, for about 9 ms of its 0.4 s."""
+    gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])
     try:
         main()
         status: object = 0
