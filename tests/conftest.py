@@ -36,7 +36,8 @@ def zip_layout(zipped: bytes) -> list[tuple[object, ...]]:
     deflated differently have in common when they hold the same."""
     with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
         return [(info.filename, info.date_time, info.compress_type, info.create_system, info.external_attr,
-                 info.flag_bits, info.extra, info.CRC, info.file_size, archive.read(info)) for info in archive.infolist()]
+                 info.flag_bits, info.extra, info.CRC, info.file_size, archive.read(info))
+                for info in archive.infolist()]
 
 
 @pytest.fixture
