@@ -44,7 +44,8 @@ is private to each worker process it started (so forked workers' shared pages
 count once). The tree is sampled in each row's warm-up run only (and in every
 `serve` session): reading every process's `/proc/PID/smaps_rollup` takes some
 55 ms of a processor per second of a 2-core build, which would slow the timed
-runs by about 3% and not the Markdown floor's render, timed in-process. Progress goes to stderr, the table to stdout.
+runs by about 3% and not the Markdown floor's render, timed in-process.
+Progress goes to stderr, the table to stdout.
 This file is not a test: pytest does not collect `tests/benchmarks/`.
 """
 
