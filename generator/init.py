@@ -122,10 +122,8 @@ def _extend_ignore(gitignore: Path, ours: bytes) -> tuple[str, ...]:
         return ()
     comments = [line for line in lines if line.startswith("#")]
     addition = "\n".join([*comments, *missing]) + "\n"
-    if text and not text.endswith("\n"):
-        addition = "\n" + addition
-    elif text.strip():
-        addition = "\n" + addition  # a blank line before ours
+    ended = "" if not text or text.endswith("\n") else "\n"  # the last line ended…
+    addition = ended + ("\n" if text.strip() else "") + addition  # …and a blank line before ours
     try:
         with open(gitignore, "a", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(addition)

@@ -189,7 +189,7 @@ def test_init_adds_what_an_existing_gitignore_lacks(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert files_under(tmp_path) == EXPECTED
     text = (tmp_path / ".gitignore").read_text("utf-8")
-    assert text.startswith(GITHUB_GITIGNORE + "/output/\n")
+    assert text.startswith(GITHUB_GITIGNORE + "/output/\n\n#")  # the last line ended, then a blank line
     added = [line for line in text[len(GITHUB_GITIGNORE + "/output/\n"):].splitlines() if line and line[0] != "#"]
     assert added == ["/.serialist-cache/", ".output.serialist-*"]
     assert f"Added to {tmp_path / '.gitignore'}: /.serialist-cache/, .output.serialist-*" in result.stdout
