@@ -14,14 +14,26 @@ Security, for a server on an author's laptop full of unpublished drafts:
 only files inside the served folder (after resolving symlinks) are answered,
 `Host` must name this server (DNS rebinding), the reload channel refuses
 foreign `Origin`s, and no CORS header is ever sent.
+
+Holding up against clients that misbehave: a connection that has not sent its
+whole request head within `header_timeout` seconds is closed (a total deadline,
+not one per read, so sending a byte now and then does not keep it open); at
+most `max_connections` are handled at once, and more wait in the listening
+socket's queue until one ends; once a response is under way, a client that
+stops reading for `SEND_TIMEOUT_SECONDS` is dropped. Files are sent in chunks
+straight from disk, never read whole, so a big file costs no memory; the
+reload script is put into pages on the way.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import json
+import os
 import secrets
 import socket
+import stat
 import sys
 import threading
 import time
@@ -30,7 +42,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import BinaryIO, Callable, Generic, TypeVar
 from urllib.parse import quote, unquote
 
 EVENTS_PATH = "/__serialist/events"
@@ -41,6 +53,14 @@ RETRY_MILLISECONDS = 1000
 SWAP_WAIT_SECONDS = 2.0
 # How long the rest of a build (`BuildStatus.then`) waits for open event streams to send the reload.
 SEND_WAIT_SECONDS = 0.25
+# How long a new connection has to send its whole request head (the request line and headers).
+HEADER_TIMEOUT_SECONDS = 5.0
+# How long a response may wait for its client to read on (a tab that stopped reading is dropped).
+SEND_TIMEOUT_SECONDS = 30.0
+# How many connections are handled at once; more wait until one ends. Each open page's reload channel is one.
+MAX_CONNECTIONS = 64
+# How much of a file is read at once where it must be read (looking for a page's `</body>`).
+CHUNK_BYTES = 64 * 1024
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 _WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]"})
@@ -253,10 +273,13 @@ _CONTENT_TYPES = {
 }
 
 
-def content_type(path: Path, data: bytes) -> str:
-    """The Content-Type of a file: by suffix; RSS feeds saved as `.xml` are recognised by their root."""
+def content_type(path: Path, start: bytes) -> str:
+    """The Content-Type of a file by suffix; RSS feeds saved as `.xml` are recognised by their root.
+
+    `start`: the file's first kilobyte (or more).
+    """
     suffix = path.suffix.lower()
-    if suffix == ".xml" and b"<rss" in data[:1024]:
+    if suffix == ".xml" and b"<rss" in start[:1024]:
         return "application/rss+xml; charset=utf-8"
     if not suffix and path.name == "CNAME":
         return "text/plain; charset=utf-8"
@@ -451,10 +474,31 @@ def live_snippet(state: ReloadState) -> bytes:
             f"<script>{_LIVE_SCRIPT}</script>\n").encode("utf-8")
 
 
+_BODY_END = b"</body>"
+
+
 def inject(html: bytes, snippet: bytes) -> bytes:
     """`html` with `snippet` before its last `</body>` (or at the end when there is none)."""
-    index = html.lower().rfind(b"</body>")
+    index = html.lower().rfind(_BODY_END)
     return html + snippet if index < 0 else html[:index] + snippet + html[index:]
+
+
+def body_end(file: BinaryIO, size: int, chunk: int = CHUNK_BYTES) -> int:
+    """Where the last `</body>` (in any case) of the first `size` bytes of `file` starts; `size` if there is none.
+
+    Reads backwards a chunk at a time (usually once: pages end with it), never the whole file.
+    """
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        file.seek(start)
+        # Reaching a little past `end`, so that a tag across the boundary is found in this chunk.
+        block = file.read(min(size, end + len(_BODY_END) - 1) - start)
+        index = block.lower().rfind(_BODY_END)
+        if index >= 0:
+            return start + index
+        end = start
+    return size
 
 
 _UNBUILT_PAGE = b"""<!doctype html>
@@ -468,21 +512,79 @@ _UNBUILT_PAGE = b"""<!doctype html>
 # --- HTTP --------------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
+class FileBody:
+    """An open file to send as a response body, with `insert` (the reload script) put in at byte `at`.
+
+    Sent straight from disk in chunks. Whoever has it closes `file` (`_Handler._send` does, sent or not).
+    """
+
+    file: BinaryIO
+    size: int  # how much of the file to send: its size when it was opened
+    insert: bytes = b""
+    at: int = 0
+
+    @property
+    def length(self) -> int:
+        return self.size + len(self.insert)
+
+
+@dataclass(frozen=True, slots=True)
 class Response:
     status: HTTPStatus
-    body: bytes = b""
+    body: bytes | FileBody = b""
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = field(default=())
+
+    def close(self) -> None:
+        if isinstance(self.body, FileBody):
+            self.body.file.close()
 
 
 def _text(status: HTTPStatus, message: str) -> Response:
     return Response(status, f"{status.value} {status.phrase}: {message}\n".encode())
 
 
+class _DeadlineReader(io.RawIOBase):
+    """A connection's incoming bytes; once `deadline` (`time.monotonic()`) has passed, reading raises TimeoutError.
+
+    Each read waits only for what is left until the deadline, so a client sending a byte
+    now and then cannot stretch it. `deadline = None`: reads wait as long as the socket's timeout.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float | None) -> None:
+        super().__init__()
+        self._sock = sock
+        self.deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.deadline is not None:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the request head did not come in time")
+            self._sock.settimeout(remaining)
+        return self._sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
     server_version = "Serialist"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # the base class's: read through the deadline instead
+        self._reader = _DeadlineReader(self.connection, time.monotonic() + self.server.header_timeout)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def parse_request(self) -> bool:
+        """Read the headers (within the header deadline); after them, only a stalled client is dropped."""
+        parsed = super().parse_request()
+        self._reader.deadline = None
+        self.connection.settimeout(SEND_TIMEOUT_SECONDS)
+        return parsed
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
         """Quiet: the terminal shows one line per rebuild, not one per request."""
@@ -507,15 +609,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(app.respond(self.path), head)
 
     def _send(self, response: Response, head: bool) -> None:
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self._common_headers()
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if not head:
-            self.wfile.write(response.body)
+        body = response.body
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(body) if isinstance(body, bytes) else body.length))
+            self._common_headers()
+            for name, value in response.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if head:
+                return
+            if isinstance(body, bytes):
+                self.wfile.write(body)
+                return
+            # Straight from the file to the socket (os.sendfile where there is one), the insert in between.
+            if body.at:
+                self.connection.sendfile(body.file, 0, body.at)
+            self.wfile.write(body.insert)
+            if body.size > body.at:
+                self.connection.sendfile(body.file, body.at, body.size - body.at)
+        finally:
+            response.close()
 
     def _common_headers(self) -> None:
         self.send_header("Cache-Control", "no-store")
@@ -549,9 +664,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _HTTPServer(ThreadingHTTPServer):
+    """One thread per connection, at most `max_connections` of them; the rest wait to be accepted."""
+
     daemon_threads = True
 
-    def __init__(self, listener: Listener, app: LiveReloadServer[object]) -> None:
+    def __init__(self, listener: Listener, app: LiveReloadServer[object], header_timeout: float,
+                 max_connections: int) -> None:
         super().__init__(listener.socket.getsockname()[:2], _Handler, bind_and_activate=False)
         self.socket.close()  # the one made by the base class: we already have a bound socket
         self.socket = listener.socket
@@ -559,9 +677,59 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_name = listener.host
         self.server_port = listener.port
         self.app = app
+        self.header_timeout = header_timeout
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        self._closing = False
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        # At the limit, leave the connection in the listening socket's queue; serve_forever asks again.
+        if not self._slots.acquire(timeout=0.2):
+            raise OSError("every connection slot is in use")
+        try:
+            request, address = super().get_request()
+        except BaseException:
+            self._slots.release()
+            raise
+        with self._open_lock:
+            self._open.add(request)
+            closing = self._closing
+        if closing:
+            request.shutdown(socket.SHUT_RDWR)  # the server is stopping: the handler ends at once
+        return request, address
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        try:
+            super().process_request(request, client_address)  # type: ignore[arg-type]
+        except BaseException:  # no thread to give the slot back
+            self._done(request)
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        try:
+            super().process_request_thread(request, client_address)  # type: ignore[arg-type]
+        finally:
+            self._done(request)
+
+    def _done(self, request: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        self._slots.release()
+
+    def close_connections(self) -> None:
+        """End every open connection (the handlers' reads and writes fail) and every one accepted from now on."""
+        with self._open_lock:
+            self._closing = True
+            connections = list(self._open)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
 
     def handle_error(self, request: object, client_address: object) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
@@ -570,16 +738,18 @@ class LiveReloadServer(Generic[C]):
 
     `builder` gets whatever the caller passes to `rebuild` (the watcher's batch of
     changes, or None for "build everything") and returns a BuildStatus. Builds run
-    one at a time; requests are never blocked by them.
+    one at a time; requests are never blocked by them. `header_timeout` and
+    `max_connections`: see the module's doc.
     """
 
-    def __init__(self, root: Path, builder: Builder[C], listener: Listener) -> None:
+    def __init__(self, root: Path, builder: Builder[C], listener: Listener, *,
+                 header_timeout: float = HEADER_TIMEOUT_SECONDS, max_connections: int = MAX_CONNECTIONS) -> None:
         self.root = root
         self.listener = listener
         self.channel = ReloadChannel()
         self._builder = builder
         self._build_lock = threading.Lock()
-        self._httpd = _HTTPServer(listener, self)  # type: ignore[arg-type]
+        self._httpd = _HTTPServer(listener, self, header_timeout, max_connections)  # type: ignore[arg-type]
         self._thread: threading.Thread | None = None
 
     @property
@@ -593,8 +763,9 @@ class LiveReloadServer(Generic[C]):
         self._thread.start()
 
     def shutdown(self) -> None:
-        """Stop answering, end every event stream, close the socket."""
+        """Stop answering, end every event stream and open connection, close the socket."""
         self.channel.close()
+        self._httpd.close_connections()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
@@ -647,7 +818,7 @@ class LiveReloadServer(Generic[C]):
                 return Response(HTTPStatus.MOVED_PERMANENTLY, f"Moved to {location}\n".encode(),
                                 headers=(("Location", location),))
             index = resolve_target(self.root, target.canonical + "index.html")
-            if index is None or not index.path.is_file():
+            if index is None:
                 return self._not_found(state)
             target = index
         return self._file(HTTPStatus.OK, target.path, state) or self._not_found(state)
@@ -662,14 +833,29 @@ class LiveReloadServer(Generic[C]):
         return True
 
     def _file(self, status: HTTPStatus, path: Path, state: ReloadState) -> Response | None:
+        """The response for a regular file, to be sent from disk; None when there is none at `path` (any more)."""
         try:
-            data = path.read_bytes()
+            if not path.is_file():  # a folder, or a pipe or device, which would block or never end
+                return None
+            file = path.open("rb")
         except OSError:  # gone since it was resolved (a rebuild removed it), or unreadable
             return None
-        kind = content_type(path, data)
-        if kind.startswith("text/html"):
-            return self._html(status, data, state)
-        return Response(status, data, kind)
+        try:
+            info = os.fstat(file.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                file.close()
+                return None
+            kind = content_type(path, file.read(1024))
+            if kind.startswith("text/html"):
+                body = FileBody(file, info.st_size, live_snippet(state), body_end(file, info.st_size))
+                return Response(status, body, "text/html; charset=utf-8")
+            return Response(status, FileBody(file, info.st_size), kind)
+        except OSError:
+            file.close()
+            return None
+        except BaseException:
+            file.close()
+            raise
 
     def _html(self, status: HTTPStatus, html: bytes, state: ReloadState) -> Response:
         return Response(status, inject(html, live_snippet(state)), "text/html; charset=utf-8")

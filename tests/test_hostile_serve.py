@@ -1,0 +1,248 @@
+"""What a hostile or unlucky client can do to `serialist serve`: nothing lasting.
+
+Real servers on free loopback ports, real sockets. Every loop is bounded in count and
+in time, so that a regression fails instead of hanging.
+"""
+
+from __future__ import annotations
+
+import http.client
+import selectors
+import socket
+import threading
+import time
+import tracemalloc
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from generator.server import EVENTS_PATH, BuildStatus, LiveReloadServer, body_end, listen
+
+PAGE = b"<!doctype html>\n<html><head><title>Hi</title></head><body><p>Hello.</p></body></html>\n"
+
+
+# --- The dev server against misbehaving clients ----------------------------------------------------
+
+@contextmanager
+def plain_server(root: Path, **limits: float) -> Iterator[LiveReloadServer[object]]:
+    """A LiveReloadServer of `root` whose build does nothing, with the given limits."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "index.html").write_bytes(PAGE)
+    server: LiveReloadServer[object] = LiveReloadServer(root, lambda changes: BuildStatus(), listen("127.0.0.1", 0),
+                                                        **limits)  # type: ignore[arg-type]
+    with server:
+        yield server
+
+
+def connect(port: int, sent: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if sent:
+        sock.sendall(sent)
+    return sock
+
+
+def request_bytes(port: int, path: str = "/", method: str = "GET") -> bytes:
+    return f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+
+
+class Sockets:
+    """Client sockets watched together: when each was closed by the server, and what it was sent."""
+
+    def __init__(self, sockets: list[socket.socket]) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.received: dict[socket.socket, bytes] = {sock: b"" for sock in sockets}
+        self.closed: dict[socket.socket, float] = {}
+        for sock in sockets:
+            sock.setblocking(False)
+            self.selector.register(sock, selectors.EVENT_READ)
+
+    def wait(self, until: float, done: Callable[[], object]) -> list[list[socket.socket]]:
+        """Read until `done()` or the monotonic time `until`; the sockets closed in each round, in order."""
+        rounds: list[list[socket.socket]] = []
+        while not done() and time.monotonic() < until:
+            closed_now = []
+            for key, _ in self.selector.select(timeout=max(0.0, until - time.monotonic())):
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except ConnectionResetError:
+                    data = b""
+                if data:
+                    self.received[sock] += data
+                    continue
+                self.closed[sock] = time.monotonic()
+                self.selector.unregister(sock)
+                closed_now.append(sock)
+            if closed_now:
+                rounds.append(closed_now)
+        return rounds
+
+    def close(self) -> None:
+        self.selector.close()
+        for sock in self.received:
+            sock.close()
+
+
+def test_half_sent_requests_are_closed_after_the_header_timeout_while_others_are_served(tmp_path: Path) -> None:
+    timeout = 1.0
+    with plain_server(tmp_path / "site", header_timeout=timeout) as server:
+        port = server.listener.port
+        opened = time.monotonic()
+        silent = [connect(port) for _ in range(15)]
+        partial = [connect(port, request_bytes(port)[:-2]) for _ in range(15)]  # all but the final blank line
+        trickler = connect(port, b"GET / HTTP/1.1\r\nX-Slow: ")
+        stop = threading.Event()
+
+        def trickle() -> None:  # slowloris: a byte every 0.1 s keeps a per-read timeout from ever firing
+            for _ in range(100):
+                if stop.wait(0.1):
+                    return
+                try:
+                    trickler.send(b"a")
+                except OSError:
+                    return
+
+        thread = threading.Thread(target=trickle, daemon=True)
+        thread.start()
+        watched = Sockets([*silent, *partial, trickler])
+        try:
+            reply = fetch(port, "/")  # while all of them are open
+            assert reply.status == 200 and b"Hello." in reply.body
+            everyone = len(watched.received)
+            watched.wait(opened + timeout + 5, lambda: len(watched.closed) == everyone)
+            assert len(watched.closed) == everyone, f"{everyone - len(watched.closed)} connections still open"
+            assert max(watched.closed.values()) - opened < timeout + 4
+            assert all(data == b"" for data in watched.received.values())
+            assert fetch(port, "/").status == 200
+        finally:
+            stop.set()
+            thread.join(5)
+            watched.close()
+
+
+def test_connections_over_the_limit_wait_for_a_free_one(tmp_path: Path) -> None:
+    with plain_server(tmp_path / "site", header_timeout=1.0, max_connections=4) as server:
+        port = server.listener.port
+        silent = [connect(port) for _ in range(4)]
+        waiting = connect(port, request_bytes(port))  # complete, but over the limit
+        watched = Sockets([*silent, waiting])
+        try:
+            rounds = watched.wait(time.monotonic() + 8, lambda: waiting in watched.closed)
+            assert waiting in watched.closed, "the request over the limit was never answered"
+            assert watched.received[waiting].startswith(b"HTTP/1.0 200 ")
+            # Answered only once a slot was free: not while all four silent connections were still open.
+            answered = next(n for n, closed in enumerate(rounds) if waiting in closed)
+            assert any(sock in silent for closed in rounds[:answered + 1] for sock in closed)
+        finally:
+            watched.close()
+
+
+def test_the_reload_channel_outlives_the_header_timeout(tmp_path: Path) -> None:
+    with plain_server(tmp_path / "site", header_timeout=0.3) as server:
+        port = server.listener.port
+        stream = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        stream.request("GET", EVENTS_PATH, headers={"Host": f"127.0.0.1:{port}"})
+        response = stream.getresponse()
+        assert response.status == 200
+        first = next_build(response)
+        late = Sockets([connect(port)])  # opened after the stream: once it is closed, the stream is past its deadline
+        try:
+            late.wait(time.monotonic() + 5, lambda: late.closed)
+            assert late.closed, "an idle connection was not closed"
+            server.rebuild(None)
+            assert next_build(response) != first
+            assert fetch(port, "/").status == 200
+        finally:
+            late.close()
+            stream.close()
+
+
+def next_build(response: http.client.HTTPResponse) -> str:
+    for _ in range(50):
+        line = response.fp.readline().decode()
+        assert line, "the event stream ended"
+        if line.startswith("id: "):
+            return line[4:].strip()
+    raise AssertionError("no state event")
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+
+def fetch(port: int, path: str, method: str = "GET") -> Reply:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, path, headers={"Host": f"127.0.0.1:{port}"})
+        response = connection.getresponse()
+        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        connection.close()
+
+
+def read_through(port: int, path: str) -> tuple[dict[str, str], int, bytes]:
+    """GET `path` reading the body in chunks: its headers, its length, and its last 64 KiB."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Host": f"127.0.0.1:{port}"})
+        response = connection.getresponse()
+        assert response.status == 200
+        length, tail = 0, b""
+        while chunk := response.read(65536):
+            length += len(chunk)
+            tail = (tail + chunk)[-65536:]
+        return {k.lower(): v for k, v in response.getheaders()}, length, tail
+    finally:
+        connection.close()
+
+
+BIG = 50 * 1024 * 1024
+
+
+def test_big_files_are_sent_without_reading_them_into_memory(tmp_path: Path) -> None:
+    root = tmp_path / "site"
+    with plain_server(root) as server:
+        with open(root / "big.bin", "wb") as file:  # sparse: no disk space, all zeros
+            file.truncate(BIG)
+        with open(root / "big.html", "wb") as file:
+            file.write(b"<!doctype html><html><body><p>Long.</p></BODY><p>not the end</p>")
+            file.seek(BIG - 100)
+            file.write(b"<p>The end.</p></body></html>\n")
+        port = server.listener.port
+        tracemalloc.start()
+        try:
+            headers, length, tail = read_through(port, "/big.bin")
+            assert int(headers["content-length"]) == length == BIG and tail == bytes(65536)
+            headers, length, tail = read_through(port, "/big.html")
+            assert headers["content-type"] == "text/html; charset=utf-8"
+            snippet = tail.partition(b"<p>The end.</p>")[2].removesuffix(b"</body></html>\n")
+            assert snippet.startswith(b'<script type="application/json" id="serialist-live-data">')
+            assert snippet.endswith(b"</script>\n") and tail.endswith(b"</script>\n</body></html>\n")
+            page_size = (root / "big.html").stat().st_size
+            assert int(headers["content-length"]) == length == page_size + len(snippet)  # once, before the last tag
+            head = fetch(port, "/big.bin", method="HEAD")
+            assert head.status == 200 and int(head.headers["content-length"]) == BIG and head.body == b""
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 1024 * 1024, f"{peak / 1e6:.0f} MB in memory at the peak for {BIG / 1e6:.0f} MB files"
+
+
+@pytest.mark.parametrize("size", [0, 1, 6, 7, 8, 15, 16, 17, 40])
+def test_the_reload_script_goes_before_the_last_body_end_tag_across_read_boundaries(tmp_path: Path,
+                                                                                    size: int) -> None:
+    for at in range(size + 1):
+        data = (b"x" * at + b"</Body>" + b"y" * (size - at))
+        path = tmp_path / "page.html"
+        path.write_bytes(b"</body>" + data)
+        with path.open("rb") as file:
+            assert body_end(file, len(data) + 7, chunk=8) == at + 7
+    none = b"no end tag here, not even a cut one: </bod"
+    path.write_bytes(none)
+    with path.open("rb") as file:
+        assert body_end(file, len(none), chunk=8) == len(none)
