@@ -143,7 +143,8 @@ def serve(options: ServeOptions, console: Console, stop: threading.Event | None 
         server: LiveReloadServer[ChangeBatch] = LiveReloadServer(build_options.output, builder, listener)
         cleanup.callback(server.shutdown)
         # Watch before the first build so that a save made during it is not missed (builds queue up).
-        watcher = SiteWatcher(SiteLayout.of(root, ignore=(private,)), server.rebuild, poll=options.poll)
+        watcher = SiteWatcher(SiteLayout.of(root, ignore=(private,)), server.rebuild, poll=options.poll,
+                              on_problem=lambda problem: console.error(str(problem)))
         try:
             watcher.start()
         except OSError as exc:  # e.g. the system's limit of inotify watches is reached

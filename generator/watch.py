@@ -20,12 +20,20 @@ over when the system reports the file closed after writing (inotify's
 the batch goes after a much shorter quiet moment (`WRITTEN_QUIET_SECONDS`), so
 that saving a chapter does not wait out the full `QUIET_SECONDS`. Creations,
 deletions, renames and attribute changes always wait the full moment.
+
+Symbolic links to folders: the OS-events observer never follows them. The
+polling observer does (so a story folder linked in from elsewhere is watched),
+except a link that leads back into a folder it is reached through (`loop -> ..`,
+or two links pointing at each other's folders), which would make every poll walk
+the site forever: such a link is watched as a file (its removal is seen) and
+reported once, in both modes, through `on_problem`.
 """
 
 from __future__ import annotations
 
 import enum
 import os
+import stat
 import threading
 import time
 import traceback
@@ -44,9 +52,10 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from generator.config import CONFIG_FILE, CONTENT_DIR
+from generator.errors import Problem
 from generator.load import is_ignored_name
 
 QUIET_SECONDS = 0.05
@@ -250,10 +259,97 @@ class Debouncer:
                 traceback.print_exc()
 
 
+def symlink_loop(path: str, root: str) -> Problem | None:
+    """The problem to report if `path`, reached by walking down from the folder `root`, is a link to a folder the
+    walk came through; None for anything else.
+
+    That folder contains `path` again, so following the link never ends (`loop -> ..`), or, through other
+    links, leads back to it (`a/to-b -> ../b` beside `b/to-a -> ../a`), or it contains the whole site. The
+    problem names the link where it really is.
+    """
+    if not os.path.islink(path):
+        return None
+    try:
+        target = os.path.realpath(path, strict=True)
+        here = os.path.realpath(os.path.dirname(path), strict=True)
+    except (OSError, ValueError):
+        return None  # points nowhere or at itself: it cannot be walked into (the build reports it)
+    if not os.path.isdir(target):
+        return None
+    inside = target.rstrip(os.sep) + os.sep
+    link = Path(here, os.path.basename(path))
+
+    def contained(folder: str) -> bool:
+        return folder == target or folder.startswith(inside)
+
+    if contained(here):
+        return Problem(link, None, f"this symbolic link points at {target}, a folder that contains it (a loop), so "
+                       "its files are not watched for changes; remove it", "warning")
+    walked = os.path.relpath(os.path.dirname(path), root).split(os.sep)
+    folders = [root] + [os.path.join(root, *walked[:n]) for n in range(1, len(walked))]  # `here`'s, as walked
+    for folder in folders:
+        try:
+            real = os.path.realpath(folder, strict=True)
+        except (OSError, ValueError):
+            continue
+        if contained(real):
+            return Problem(link, None, f"this symbolic link points at {target}, and links there lead back to it "
+                           "(a loop), so its files are not watched for changes; remove one of the links", "warning")
+    return None
+
+
+class _LoopGuard:
+    """Keeps watching away from symbolic-link loops (`symlink_loop`), reporting each loop once.
+
+    `stat` and `listdir` are the polling observer's: a loop is seen as the link itself (never
+    walked into), and the ignored folders (output, .git, ...) are not walked at all.
+    """
+
+    def __init__(self, layout: SiteLayout, on_problem: Callable[[Problem], object]) -> None:
+        self._root = str(layout.root)
+        self._ignored = frozenset(str(folder) for folder in layout.ignored)
+        self._on_problem = on_problem
+        self._reported: set[Path] = set()
+        self._lock = threading.Lock()
+
+    def check(self, path: str) -> bool:
+        """Whether `path` is a loop; reported if it is one not reported before."""
+        problem = symlink_loop(path, self._root)
+        if problem is None:
+            return False
+        with self._lock:
+            new = problem.path not in self._reported
+            self._reported.add(problem.path)
+        if new:
+            try:
+                self._on_problem(problem)
+            except Exception:  # a bug in the callback must not stop the watching
+                traceback.print_exc()
+        return True
+
+    def stat(self, path: str) -> os.stat_result:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode) and self.check(path):
+            return os.lstat(path)
+        return info
+
+    def listdir(self, path: str | None) -> list[os.DirEntry[str]]:
+        with os.scandir(path) as entries:
+            return [entry for entry in entries if os.path.join(path or ".", entry.name) not in self._ignored]
+
+    def scan(self) -> None:
+        """Report the loops in the site now (the OS-events observer does not walk into links to find them)."""
+        for folder, dirnames, _ in os.walk(self._root):  # links are not followed
+            dirnames[:] = [name for name in dirnames if os.path.join(folder, name) not in self._ignored]
+            for name in dirnames:  # links to folders among them
+                self.check(os.path.join(folder, name))
+
+
 class _EventHandler(FileSystemEventHandler):
-    def __init__(self, layout: SiteLayout, debouncer: Debouncer) -> None:
+    def __init__(self, layout: SiteLayout, debouncer: Debouncer, guard: _LoopGuard) -> None:
         self._layout = layout
         self._debouncer = debouncer
+        self._guard = guard
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         written = written_path(event)
@@ -264,22 +360,34 @@ class _EventHandler(FileSystemEventHandler):
         for path in event_paths(event):
             kind = classify(path, self._layout)
             if kind is not ChangeKind.IGNORED:
+                if event.event_type in (EVENT_TYPE_CREATED, EVENT_TYPE_MOVED):
+                    self._guard.check(str(path))  # a new link: report it if it is a loop
                 self._debouncer.add(path, kind, in_place)
 
 
 class SiteWatcher:
-    """Watches a site folder recursively; calls `on_change` with one ChangeBatch per burst of changes."""
+    """Watches a site folder recursively; calls `on_change` with one ChangeBatch per burst of changes.
+
+    `on_problem` gets what is wrong with the folder for watching it (a symbolic-link loop), once each.
+    """
 
     def __init__(self, layout: SiteLayout, on_change: Callable[[ChangeBatch], object], *,
                  poll: bool = False, quiet: float = QUIET_SECONDS,
-                 written_quiet: float = WRITTEN_QUIET_SECONDS) -> None:
+                 written_quiet: float = WRITTEN_QUIET_SECONDS,
+                 on_problem: Callable[[Problem], object] = lambda problem: None) -> None:
         self._debouncer = Debouncer(on_change, quiet, written_quiet)
-        self._observer: BaseObserver = PollingObserver(timeout=POLL_SECONDS) if poll else Observer()
-        self._observer.schedule(_EventHandler(layout, self._debouncer), str(layout.root), recursive=True)
+        self._guard = _LoopGuard(layout, on_problem)
+        self._poll = poll
+        self._observer: BaseObserver = (PollingObserverVFS(self._guard.stat, self._guard.listdir,
+                                                           polling_interval=POLL_SECONDS) if poll else Observer())
+        self._observer.schedule(_EventHandler(layout, self._debouncer, self._guard), str(layout.root),
+                                recursive=True)
 
     def start(self) -> None:
         """Start watching; changes made after this returns are seen."""
         self._observer.start()  # first: if the system refuses the watches, no thread is left behind
+        if not self._poll:
+            self._guard.scan()  # polling found them in its first walk
         self._debouncer.start()
 
     def has_pending(self) -> bool:

@@ -1,14 +1,21 @@
-"""What a hostile or unlucky client can do to `serialist serve`: nothing lasting.
+"""What a hostile or unlucky client or site folder can do to `serialist serve`: nothing lasting.
 
-Real servers on free loopback ports, real sockets. Every loop is bounded in count and
-in time, so that a regression fails instead of hanging.
+Real servers on free loopback ports, real sockets, real watchers on real folders. Every
+loop is bounded in count and in time, so that a regression fails instead of hanging.
 """
 
 from __future__ import annotations
 
 import http.client
+import os
+import queue
+import re
+import resource
 import selectors
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -18,7 +25,13 @@ from typing import Callable, Iterator
 
 import pytest
 
+from conftest import STORY, chapter, copy_sample
+from generator.errors import Problem
 from generator.server import EVENTS_PATH, BuildStatus, LiveReloadServer, body_end, listen
+from generator.watch import ChangeBatch, SiteLayout, SiteWatcher
+
+# watchdog's notice when a new folder gets its watch twice; the CLI hides it too.
+pytestmark = pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
 
 PAGE = b"<!doctype html>\n<html><head><title>Hi</title></head><body><p>Hello.</p></body></html>\n"
 
@@ -246,3 +259,122 @@ def test_the_reload_script_goes_before_the_last_body_end_tag_across_read_boundar
     path.write_bytes(none)
     with path.open("rb") as file:
         assert body_end(file, len(none), chunk=8) == len(none)
+
+
+# --- The watcher against symbolic-link loops -------------------------------------------------------
+
+class Seen:
+    """What a SiteWatcher reported: batches and problems, waited for without sleeping blindly."""
+
+    def __init__(self) -> None:
+        self.batches: list[ChangeBatch] = []
+        self.problems: list[Problem] = []
+        self._changed = threading.Condition()
+
+    def batch(self, batch: ChangeBatch) -> None:
+        with self._changed:
+            self.batches.append(batch)
+            self._changed.notify_all()
+
+    def problem(self, problem: Problem) -> None:
+        with self._changed:
+            self.problems.append(problem)
+            self._changed.notify_all()
+
+    def wait_for_path(self, path: Path, timeout: float = 5.0) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: any(path in b.paths for b in self.batches), timeout), \
+                f"no change to {path} within {timeout} s: {self.batches}"
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["inotify", "poll"])
+def test_the_watcher_reports_a_symlink_loop_once_and_keeps_seeing_edits(make_site, poll: bool) -> None:
+    site = make_site({
+        "site.toml": 'title = "Test"\n',
+        "content/s/story.md": STORY,
+        "content/s/1-one.md": chapter("One"),
+    })
+    (site / "content/s/loop").symlink_to("..")
+    seen = Seen()
+    watcher = SiteWatcher(SiteLayout.of(site), seen.batch, poll=poll, quiet=0.15, on_problem=seen.problem)
+    started = time.monotonic()
+    watcher.start()
+    try:
+        assert time.monotonic() - started < 5
+        target = site / "content/s/1-one.md"
+        target.write_text(chapter("One", body="Edited."), "utf-8")
+        seen.wait_for_path(target.resolve())
+        # Seen by a later walk than the first edit: the loop is passed again, and still reported only once.
+        (site / "content/s/2-two.md").write_text(chapter("Two"), "utf-8")
+        seen.wait_for_path((site / "content/s/2-two.md").resolve())
+        (problem,) = seen.problems
+        link = site.resolve() / "content/s/loop"
+        assert problem.path == link
+        assert problem.level == "warning" and "loop" in problem.message
+        assert str((site / "content").resolve()) in problem.message
+        # Watched as a link, not walked into: removing it is a change (the build then stops reporting it).
+        (site / "content/s/loop").unlink()
+        seen.wait_for_path(link)
+        assert all(not any("loop/" in p.as_posix() for p in b.paths) for b in seen.batches)
+    finally:
+        watcher.stop()
+    assert len(seen.problems) == 1
+
+
+def test_serve_poll_on_a_site_full_of_symlink_loops_starts_reports_them_and_rebuilds(tmp_path: Path) -> None:
+    """Two `loop -> ..` and a pair of links pointing at each other's folders: walking them never ends.
+
+    In a subprocess capped in memory and time, so that a regression fails rather than eating the machine.
+    """
+    site = copy_sample(tmp_path / "site")
+    (site / "content/salt-and-signal/loop").symlink_to("..")
+    (site / "content/the-cartographers-daughter/loop").symlink_to("..")
+    for here, there in (("a", "b"), ("b", "a")):
+        (site / "content" / here).mkdir()
+        (site / "content" / here / f"to-{there}").symlink_to(f"../{there}")
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    process = subprocess.Popen([sys.executable, "-m", "generator", "serve", str(site), "--poll", "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=cap)
+    lines: queue.Queue[str] = queue.Queue()
+    printed: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+
+    def wait_for(pattern: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not any(re.search(pattern, line) for line in printed):
+            try:
+                printed.append(lines.get(timeout=max(0.01, deadline - time.monotonic())))
+            except queue.Empty:
+                raise AssertionError(f"no {pattern!r} within {seconds} s: {printed}") from None
+
+    try:
+        wait_for(r"^Watching for changes by polling", 20)
+        chapter_file = site / "content/salt-and-signal/1-static.md"
+        chapter_file.write_text(chapter_file.read_text("utf-8") + "\nOne more line.\n", "utf-8")
+        wait_for(r"1-static\.md changed: build failed", 10)  # the loops still fail the build, as they should
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    reader.join(5)
+    while not lines.empty():
+        printed.append(lines.get())
+    output = "".join(printed)
+    assert "Traceback" not in output
+    for link in ("salt-and-signal/loop", "the-cartographers-daughter/loop", "a/to-b", "b/to-a"):
+        warnings = [line for line in printed if f"{link}: warning: " in line and "(a loop)" in line]
+        assert len(warnings) == 1, (link, output)
+    assert "salt-and-signal/loop: error: " in output  # the build's own report
