@@ -1,0 +1,144 @@
+"""`serialist deploy` against unlucky and hostile input: branches it must never replace, names that are
+not plain branch names, symbolic links and other oddities in the output folder.
+
+Real git throughout, in repositories under tmp_path (the fixtures of tests/test_deploy.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from test_deploy import branch_files, git, git_identity, published, remote, site, state  # noqa: F401
+
+
+def tip(repo: Path, ref: str) -> str | None:
+    result = subprocess.run(["git", "rev-parse", "--verify", "--quiet", ref], cwd=repo, capture_output=True, text=True)
+    return result.stdout.strip() or None
+
+
+def refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+
+
+# Branches that hold the author's work ---------------------------------------------------------------------
+
+def test_a_detached_head_does_not_let_deploy_replace_main(site: Path, remote: Path) -> None:
+    git(site, "push", "-q", "origin", "main")
+    main = tip(site, "main")
+    git(site, "switch", "-q", "--detach")
+    result = run_cli("deploy", site, "--branch", "main")
+    refused(result, "`main` is the default branch of `origin`", "`--branch main --overwrite-branch`")
+    assert tip(site, "main") == main and tip(remote, "main") == main
+    assert not (site / "output").exists()  # refused before building
+
+
+@pytest.mark.parametrize("detached", [False, True])
+def test_a_branch_checked_out_in_another_worktree_is_refused(site: Path, tmp_path: Path, detached: bool) -> None:
+    assert run_cli("deploy", site, "--no-push").returncode == 0
+    pages = tmp_path / "pages"
+    git(site, "worktree", "add", "-q", str(pages), "gh-pages")
+    before = tip(site, "gh-pages")
+    if detached:
+        git(site, "switch", "-q", "--detach")
+    chapter = site / "content" / "the-night-bakery" / "02-paid-in-buttons.md"
+    chapter.write_text(chapter.read_text("utf-8").replace("Thursday", "Friday"), "utf-8")
+    result = run_cli("deploy", site, "--no-push", "--overwrite-branch", "--branch", "gh-pages")
+    refused(result, "`gh-pages` is checked out in the worktree", str(pages))
+    assert tip(site, "gh-pages") == before
+    assert git(pages, "status", "--porcelain") == ""  # its files still match its branch
+
+
+def test_main_lines_are_refused(site: Path, remote: Path) -> None:
+    git(site, "switch", "-q", "notes")
+    git(site, "branch", "master")
+    for branch in ("main", "master"):
+        result = run_cli("deploy", site, "--branch", branch)
+        refused(result, f"`{branch}` is a main branch", f"`--branch {branch} --overwrite-branch`")
+    assert git(remote, "for-each-ref") == ""
+
+
+def test_the_remotes_default_branch_is_refused(site: Path, remote: Path) -> None:
+    git(site, "push", "-q", "origin", "main:trunk")
+    git(remote, "symbolic-ref", "HEAD", "refs/heads/trunk")
+    result = run_cli("deploy", site, "--branch", "trunk")
+    refused(result, "`trunk` is the default branch of `origin`")
+    assert tip(remote, "trunk") == tip(site, "main")
+
+
+def test_the_remotes_default_branch_known_from_a_clone_is_refused_without_push(site: Path, remote: Path,
+                                                                                tmp_path: Path) -> None:
+    git(site, "push", "-q", "origin", "main:trunk")
+    git(remote, "symbolic-ref", "HEAD", "refs/heads/trunk")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(remote), str(clone))  # refs/remotes/origin/HEAD → origin/trunk
+    git(clone, "switch", "-q", "-c", "work")
+    before = tip(clone, "trunk")
+    result = run_cli("deploy", clone, "--branch", "trunk", "--no-push")
+    refused(result, "`trunk` is the default branch of `origin`")
+    assert tip(clone, "trunk") == before
+
+
+def test_the_upstream_of_the_current_branch_is_refused(site: Path, remote: Path) -> None:
+    git(site, "push", "-q", "origin", "notes:shared-notes")
+    git(site, "switch", "-q", "notes")
+    git(site, "branch", "-q", "--set-upstream-to", "origin/shared-notes")
+    result = run_cli("deploy", site, "--branch", "shared-notes")
+    refused(result, "`shared-notes` is the upstream of your current branch `notes`")
+    assert tip(remote, "shared-notes") == tip(site, "notes")
+
+
+def test_a_branch_of_the_works_history_is_refused(site: Path, remote: Path) -> None:
+    """`notes` points at the commit checked out: it holds the sources, not built sites."""
+    before = state(site)
+    result = run_cli("deploy", site, "--branch", "notes")
+    refused(result, "`notes` is part of the history of your current work", "`--branch notes --overwrite-branch`")
+    assert state(site) == before
+    assert git(remote, "for-each-ref") == ""
+
+
+def test_overwriting_a_main_line_needs_the_branch_named_and_the_flag(site: Path, remote: Path) -> None:
+    git(site, "switch", "-q", "notes")
+    main = tip(site, "main")
+    result = run_cli("deploy", site, "--overwrite-branch")
+    refused(result, "`--branch gh-pages --overwrite-branch`")
+    assert tip(site, "gh-pages") is None
+
+    result = run_cli("deploy", site, "--branch", "main", "--overwrite-branch")
+    assert result.returncode == 0, result.stderr
+    assert tip(site, "main^") == main and tip(remote, "main") == tip(site, "main")
+    assert branch_files(remote, "main") == published(site / "output")
+
+
+# Names that are not plain branch names -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "hint"), [
+    ("origin/main", "`origin/main` is a branch of the remote `origin`; to publish to the branch `main` of "
+                    "`origin`, type `--remote origin --branch main`"),
+    ("refs/remotes/origin/site", "type `--remote origin --branch site`"),
+    ("refs/heads/site", "`refs/heads/site` is the full name of the branch `site`; type `--branch site`"),
+    ("@", "`@` is not a valid branch name"),
+    ("@{-1}", "`@{-1}` is not a valid branch name"),
+    ("FETCH_HEAD", "`FETCH_HEAD` is not a valid branch name"),
+])
+def test_names_that_are_not_plain_branch_names_are_refused(site: Path, remote: Path, name: str, hint: str) -> None:
+    git(site, "switch", "-q", "notes")
+    git(site, "switch", "-q", "main")  # `@{-1}` now means `notes`
+    branches = git(site, "for-each-ref", "--format=%(refname) %(objectname)")
+    result = run_cli("deploy", site, "--branch", name)
+    refused(result, hint)
+    assert git(site, "for-each-ref", "--format=%(refname) %(objectname)") == branches
+    assert git(remote, "for-each-ref") == ""
+
+
+def test_a_remote_named_like_an_option_is_refused(site: Path, remote: Path) -> None:
+    git(site, "remote", "add", "--", "--upload-pack=false", str(remote))  # git allows the name
+    result = run_cli("deploy", site, "--remote=--upload-pack=false")
+    refused(result, "starts with `-`", "git remote rename")
+    assert not (site / "output").exists()
