@@ -9,17 +9,20 @@ commit holds exactly the output folder (without the build's manifest) plus a
 
 It never moves a branch checked out in a worktree, and replaces a main line (`main`, `master`, the
 remote's default branch, the current branch's upstream) or a branch of the work's own history only
-when the user confirms it with `--overwrite-branch`.
+when the user confirms it with `--overwrite-branch`. It reads only the regular files of the output
+folder, never through a symbolic link.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from generator import __version__
 from generator.build import BuildResult, build
@@ -29,7 +32,7 @@ from generator.output import MANIFEST
 
 NOJEKYLL = ".nojekyll"
 CNAME = "CNAME"
-_SKIPPED_DIRS = frozenset({".git"})
+_SKIPPED = frozenset({".git"})  # a folder or a file: git's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,14 +218,37 @@ def check_remote(git: Git, remote: str) -> None:
 # The commit ------------------------------------------------------------------------------------------
 
 def output_files(output: Path) -> list[tuple[str, Path]]:
-    """(`/`-separated path in the tree, file) for each file to publish, sorted; dot-files included."""
+    """(`/`-separated path in the tree, file) for each file to publish, sorted; dot-files included.
+
+    Nothing outside the output folder is read: a symbolic link in it (to a file or a folder, wherever
+    it points) stops the deploy, naming the link, since publishing it would publish what it points to.
+    `.git` (a folder or a file) is left out, and so is what is neither a file nor a folder."""
+    if output.is_symlink():
+        raise UsageError(f"the output folder {display_path(output)} is a symbolic link; deploy publishes only "
+                         "the files of a real folder: build into one with `--output FOLDER`")
+
+    def unreadable(error: OSError) -> NoReturn:
+        raise UsageError(f"cannot read {display_path(error.filename)} to publish it ({error.strerror}); "
+                         "move it out of the output folder, then deploy again")
+
     found: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(output):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not Path(folder, d).is_symlink())
-        for name in files:
+    for folder, dirs, files in os.walk(output, onerror=unreadable):
+        dirs[:] = [name for name in dirs if name not in _SKIPPED]
+        for name in [*dirs, *files]:
+            if name in _SKIPPED:
+                continue
             path = Path(folder, name)
+            try:
+                kind = path.lstat().st_mode
+            except OSError as error:
+                unreadable(error)
+            if stat.S_ISLNK(kind):
+                raise UsageError(f"cannot publish {display_path(path)}: it is a symbolic link (to "
+                                 f"{os.readlink(path)}), and deploy publishes only what is in the output "
+                                 "folder, never what a link points to. Delete the link, or put a copy of "
+                                 "what it points to in its place, then deploy again")
             relative = path.relative_to(output).as_posix()
-            if relative == MANIFEST or not path.is_file():
+            if not stat.S_ISREG(kind) or relative == MANIFEST:
                 continue
             if "\n" in relative or "\r" in relative:
                 raise UsageError(f"cannot publish {display_path(path)}: its name has a line break")
@@ -231,7 +257,7 @@ def output_files(output: Path) -> list[tuple[str, Path]]:
 
 
 def _mode(path: Path) -> str:
-    return "100755" if os.stat(path).st_mode & 0o111 else "100644"
+    return "100755" if path.lstat().st_mode & 0o111 else "100644"
 
 
 def _index_lines(git: Git, files: list[tuple[str, Path]]) -> bytes:
@@ -245,16 +271,17 @@ def _index_lines(git: Git, files: list[tuple[str, Path]]) -> bytes:
 
 
 def _extra_entries(git: Git, published: set[str], parent: str | None) -> bytes:
-    """`.nojekyll` when the output lacks it; the previous `CNAME` when the output has none."""
+    """`.nojekyll` when the output lacks it; the previous `CNAME` (a file) when the output has none."""
+    taken = published | {name.split("/", 1)[0] for name in published}  # a folder of that name: nothing added
     lines = b""
-    if NOJEKYLL not in published:
+    if NOJEKYLL not in taken:
         empty = git.out("hash-object", "-w", "--stdin", stdin=b"")
         lines += f"100644 {empty}\t{NOJEKYLL}\0".encode()
-    if CNAME not in published and parent:
+    if CNAME not in taken and parent:
         entry = git.out("ls-tree", parent, "--", CNAME)
-        if entry:
-            mode_type_blob = entry.split("\t", 1)[0].split()
-            lines += f"{mode_type_blob[0]} {mode_type_blob[2]}\t{CNAME}\0".encode()
+        mode, kind, blob = entry.split("\t", 1)[0].split() if entry else ("", "", "")
+        if kind == "blob" and mode in ("100644", "100755"):  # not a link, nor a folder
+            lines += f"{mode} {blob}\t{CNAME}\0".encode()
     return lines
 
 
@@ -266,8 +293,13 @@ def write_tree(git: Git, output: Path, parent: str | None) -> tuple[str, int]:
         entries = _index_lines(git, files) + _extra_entries(git, {name for name, _ in files}, parent)
         staged.run("update-index", "--add", "-z", "--index-info", stdin=entries)
         tree = staged.out("write-tree")
-        count = len(staged.out("ls-files", "-z").split("\0")) - 1
-    return tree, count
+    listed = git.run("ls-tree", "-r", "-z", "--full-tree", "--name-only", tree).stdout.split(b"\0")[:-1]
+    left_out = sorted({name for name, _ in files} - {name.decode("utf-8", "surrogateescape") for name in listed})
+    if left_out:  # git skips names it refuses (`.GIT`, `git~1`, ...) with only a line on stderr
+        shown = ", ".join(display_path(output / name) for name in left_out[:5]) + ", ..." * (len(left_out) > 5)
+        raise UsageError(f"git cannot store {shown} (names like `.GIT` or `git~1` are git's own), so deploy "
+                         "cannot publish them; rename them or move them out of the output folder")
+    return tree, len(listed)
 
 
 def default_message(git: Git) -> str:

@@ -6,13 +6,16 @@ Real git throughout, in repositories under tmp_path (the fixtures of tests/test_
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
-from test_deploy import branch_files, git, git_identity, published, remote, site, state  # noqa: F401
+from generator.deploy import output_files
+from generator.errors import UsageError
+from test_deploy import branch_files, commit_all, git, git_identity, published, remote, site, state  # noqa: F401
 
 
 def tip(repo: Path, ref: str) -> str | None:
@@ -142,3 +145,91 @@ def test_a_remote_named_like_an_option_is_refused(site: Path, remote: Path) -> N
     result = run_cli("deploy", site, "--remote=--upload-pack=false")
     refused(result, "starts with `-`", "git remote rename")
     assert not (site / "output").exists()
+
+
+# What the output folder holds ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("link", ["passwd", "extras/theme.css", "CNAME", "private", "copy.html"])
+def test_a_symbolic_link_in_the_output_is_refused(site: Path, remote: Path, tmp_path: Path, link: str) -> None:
+    """Whether it points to a file or a folder, outside the output or inside it: nothing is read through it."""
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key.txt").write_text("SECRET KEY\n")
+    first = run_cli("deploy", site)
+    assert first.returncode == 0, first.stderr
+    before = tip(remote, "gh-pages")
+    target = {"private": secret, "copy.html": site / "output" / "index.html"}.get(link, secret / "key.txt")
+    (site / "output" / link).parent.mkdir(exist_ok=True)  # `extras/`: a folder of the author's, kept by builds
+    (site / "output" / link).symlink_to(target)
+
+    result = run_cli("deploy", cwd=site)
+    refused(result, f"cannot publish {Path('output', link)}: it is a symbolic link", "Delete the link")
+    assert tip(remote, "gh-pages") == before == tip(site, "gh-pages")
+    assert not [name for name, data in branch_files(site, "gh-pages").items() if b"SECRET" in data]
+
+
+def test_an_output_folder_that_is_a_link_is_not_read(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "diary.txt").write_text("private\n")
+    (tmp_path / "output").symlink_to(elsewhere)
+    with pytest.raises(UsageError, match="is a symbolic link"):
+        output_files(tmp_path / "output")
+
+
+def test_a_folder_too_deep_to_read_is_named(site: Path) -> None:
+    assert run_cli("deploy", site, "--no-push").returncode == 0
+    before = tip(site, "gh-pages")
+    folder = os.open(site / "output", os.O_RDONLY)
+    try:
+        for _ in range(20):  # 20 × 251 characters: longer than any path the system opens
+            os.mkdir("d" * 250, dir_fd=folder)
+            inner = os.open("d" * 250, os.O_RDONLY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+    finally:
+        os.close(folder)
+    result = run_cli("deploy", "--no-push", cwd=site)
+    refused(result, "cannot read output/ddd")
+    assert tip(site, "gh-pages") == before
+
+
+def test_names_git_cannot_store_are_named_not_dropped(site: Path) -> None:
+    assert run_cli("deploy", site, "--no-push").returncode == 0
+    before = tip(site, "gh-pages")
+    (site / "output" / "notes").mkdir()
+    (site / "output" / "notes" / "git~1").write_text("x")
+    (site / "output" / ".GIT").write_text("y")
+    result = run_cli("deploy", "--no-push", cwd=site)
+    refused(result, "git cannot store output/.GIT, output/notes/git~1")
+    assert tip(site, "gh-pages") == before
+
+
+def test_a_folder_named_cname_is_published_whole(site: Path, remote: Path, tmp_path: Path) -> None:
+    assert run_cli("deploy", site).returncode == 0
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", "--branch", "gh-pages", str(remote), str(other))
+    (other / "CNAME").write_text("fiction.example.org")
+    commit_all(other, "Create CNAME")
+    git(other, "push", "-q", "origin", "gh-pages")
+
+    (site / "output" / "CNAME").mkdir()  # the branch's CNAME file would replace it in the commit
+    (site / "output" / "CNAME" / "a.txt").write_text("kept\n")
+    result = run_cli("deploy", site)
+    assert result.returncode == 0, result.stderr
+    assert branch_files(remote, "gh-pages") == published(site / "output")
+
+
+def test_a_cname_on_the_branch_that_is_not_a_file_is_not_kept(site: Path, remote: Path, tmp_path: Path) -> None:
+    assert run_cli("deploy", site).returncode == 0
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", "--branch", "gh-pages", str(remote), str(other))
+    (other / "CNAME").symlink_to("/etc/hostname")
+    commit_all(other, "A CNAME that is a link")
+    git(other, "push", "-q", "origin", "gh-pages")
+
+    chapter = site / "content" / "the-night-bakery" / "02-paid-in-buttons.md"
+    chapter.write_text(chapter.read_text("utf-8").replace("Thursday", "Friday"), "utf-8")
+    result = run_cli("deploy", site)
+    assert result.returncode == 0, result.stderr
+    assert branch_files(remote, "gh-pages") == published(site / "output")
