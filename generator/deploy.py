@@ -264,7 +264,8 @@ def _index_lines(git: Git, files: list[tuple[str, Path]]) -> bytes:
     """`git update-index -z --index-info` input for `files`, their contents stored in the repository."""
     if not files:
         return b""
-    paths = "".join(f"{path}\n" for _, path in files).encode("utf-8", "surrogateescape")
+    # absolute: git reads them from the repository's top folder, not from ours
+    paths = "".join(f"{os.path.abspath(path)}\n" for _, path in files).encode("utf-8", "surrogateescape")
     blobs = git.out("hash-object", "-w", "--no-filters", "--stdin-paths", stdin=paths).split()
     return b"".join(f"{_mode(path)} {blob}\t".encode() + name.encode("utf-8", "surrogateescape") + b"\0"
                     for (name, path), blob in zip(files, blobs, strict=True))
@@ -278,7 +279,7 @@ def _extra_entries(git: Git, published: set[str], parent: str | None) -> bytes:
         empty = git.out("hash-object", "-w", "--stdin", stdin=b"")
         lines += f"100644 {empty}\t{NOJEKYLL}\0".encode()
     if CNAME not in taken and parent:
-        entry = git.out("ls-tree", parent, "--", CNAME)
+        entry = git.out("ls-tree", "--full-tree", parent, "--", CNAME)
         mode, kind, blob = entry.split("\t", 1)[0].split() if entry else ("", "", "")
         if kind == "blob" and mode in ("100644", "100755"):  # not a link, nor a folder
             lines += f"{mode} {blob}\t{CNAME}\0".encode()

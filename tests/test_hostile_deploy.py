@@ -7,6 +7,7 @@ Real git throughout, in repositories under tmp_path (the fixtures of tests/test_
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from conftest import run_cli
 from generator.deploy import output_files
 from generator.errors import UsageError
+from generator.init import init_site
 from test_deploy import branch_files, commit_all, git, git_identity, published, remote, site, state  # noqa: F401
 
 
@@ -189,9 +191,12 @@ def test_a_folder_too_deep_to_read_is_named(site: Path) -> None:
             folder = inner
     finally:
         os.close(folder)
-    result = run_cli("deploy", "--no-push", cwd=site)
-    refused(result, "cannot read output/ddd")
-    assert tip(site, "gh-pages") == before
+    try:
+        result = run_cli("deploy", "--no-push", cwd=site)
+        refused(result, "cannot read output/ddd")
+        assert tip(site, "gh-pages") == before
+    finally:
+        shutil.rmtree(site / "output" / ("d" * 250))  # by folder handles: no path too long is left behind
 
 
 def test_names_git_cannot_store_are_named_not_dropped(site: Path) -> None:
@@ -233,3 +238,38 @@ def test_a_cname_on_the_branch_that_is_not_a_file_is_not_kept(site: Path, remote
     result = run_cli("deploy", site)
     assert result.returncode == 0, result.stderr
     assert branch_files(remote, "gh-pages") == published(site / "output")
+
+
+# A site in a subfolder of its repository, deployed from elsewhere ----------------------------------------------
+
+def test_a_site_in_a_subfolder_named_from_outside_the_repository(tmp_path: Path, remote: Path) -> None:
+    repo = tmp_path / "repo"
+    init_site(repo / "fiction")
+    git(repo, "init", "-q")
+    commit_all(repo, "Start")
+    git(repo, "remote", "add", "origin", str(remote))
+    result = run_cli("deploy", Path("repo", "fiction"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    files = branch_files(remote, "gh-pages")
+    assert files == published(repo / "fiction" / "output")
+    assert f"({len(files)} files)" in result.stdout
+
+
+def test_a_site_in_a_subfolder_keeps_the_cname_of_the_branch(tmp_path: Path, remote: Path) -> None:
+    repo = tmp_path / "repo"
+    init_site(repo / "fiction")
+    git(repo, "init", "-q")
+    commit_all(repo, "Start")
+    git(repo, "remote", "add", "origin", str(remote))
+    assert run_cli("deploy", "fiction", cwd=repo).returncode == 0
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", "--branch", "gh-pages", str(remote), str(other))
+    (other / "CNAME").write_text("fiction.example.org")
+    commit_all(other, "Create CNAME")
+    git(other, "push", "-q", "origin", "gh-pages")
+
+    chapter = repo / "fiction" / "content" / "the-night-bakery" / "02-paid-in-buttons.md"
+    chapter.write_text(chapter.read_text("utf-8").replace("Thursday", "Friday"), "utf-8")
+    result = run_cli("deploy", "fiction", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert branch_files(remote, "gh-pages")["CNAME"] == b"fiction.example.org"
