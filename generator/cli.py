@@ -174,18 +174,27 @@ def init(directory: Path) -> None:
 @click.option("--base-url", metavar="URL", help="Absolute URL of the published site (overrides site.toml).")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder to build into (default: SITE_DIR/output).")
-def deploy(site_dir: Path, remote: str, branch: str, no_push: bool, message: str | None,
-           base_url: str | None, output: Path | None) -> None:
+@click.option("--overwrite-branch", is_flag=True,
+              help="Let --branch name main, master, the remote's default branch or one of your work's "
+                   "history: its files are replaced by the built site.")
+@click.pass_context
+def deploy(ctx: click.Context, site_dir: Path, remote: str, branch: str, no_push: bool, message: str | None,
+           base_url: str | None, output: Path | None, overwrite_branch: bool) -> None:
     """Build the site in SITE_DIR and publish it on the gh-pages branch of its git repository.
 
     Only published chapters go out: no drafts, nothing dated in the future.
     Your working tree, index and other branches are not touched.
     """
     from generator.deploy import DeployOptions, deploy as run_deploy
+    from generator.errors import UsageError
 
     options = DeployOptions(output=output or site_dir / "output", remote=remote, branch=branch,
-                            push=not no_push, message=message, base_url=base_url)
+                            push=not no_push, message=message, base_url=base_url,
+                            overwrite_branch=overwrite_branch)
     try:
+        if overwrite_branch and ctx.get_parameter_source("branch") != click.core.ParameterSource.COMMANDLINE:
+            raise UsageError(f"--overwrite-branch replaces the files of the branch you name: name it too, "
+                             f"as in `--branch {branch} --overwrite-branch`")
         result = run_deploy(site_dir, options)
     except SerialistError as exc:
         _fail(exc)

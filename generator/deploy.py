@@ -6,15 +6,23 @@ written as a tree and committed with the branch's previous tip as parent. The
 working tree, the index, HEAD and every other branch stay as they were. The
 commit holds exactly the output folder (without the build's manifest) plus a
 `.nojekyll`; a `CNAME` that the branch had is kept when the output has none.
+
+It never moves a branch checked out in a worktree, and replaces a main line (`main`, `master`, the
+remote's default branch, the current branch's upstream) or a branch of the work's own history only
+when the user confirms it with `--overwrite-branch`. It reads only the regular files of the output
+folder, never through a symbolic link.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from generator import __version__
 from generator.build import BuildResult, build
@@ -24,7 +32,7 @@ from generator.output import MANIFEST
 
 NOJEKYLL = ".nojekyll"
 CNAME = "CNAME"
-_SKIPPED_DIRS = frozenset({".git"})
+_SKIPPED = frozenset({".git"})  # a folder or a file: git's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,7 @@ class DeployOptions:
     push: bool = True
     message: str | None = None
     base_url: str | None = None
+    overwrite_branch: bool = False  # the user confirmed that `branch` may be a main line or hold their work
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +114,100 @@ def _folder_name(folder: Path) -> str:
     return f"the current folder ({folder.resolve()})" if shown == "." else shown
 
 
-def check_branch(git: Git, branch: str) -> None:
-    if not branch or branch.startswith("-") or not git.ok("check-ref-format", "--branch", branch):
-        raise UsageError(f"`{branch}` is not a valid branch name; use something like `--branch gh-pages`")
-    current = git.run("symbolic-ref", "--quiet", "HEAD", check=False).stdout.decode().strip()
-    if current == f"refs/heads/{branch}":
+_MAIN_LINES = ("main", "master")
+_SPECIAL_REF = re.compile(r"[A-Z_]*HEAD")  # HEAD, FETCH_HEAD, ORIG_HEAD...: names git gives its own refs
+
+
+def check_branch_name(git: Git, branch: str) -> None:
+    """Refuse what is not the plain name of a branch, with the option the user most likely meant."""
+    remotes = git.out("remote").split()
+    first, _, rest = branch.partition("/")
+    if branch.startswith("refs/heads/") and branch != "refs/heads/":
+        raise UsageError(f"`{branch}` is the full name of the branch `{branch.removeprefix('refs/heads/')}`; "
+                         f"type `--branch {branch.removeprefix('refs/heads/')}`")
+    if branch.startswith("refs/remotes/"):
+        first, _, rest = branch.removeprefix("refs/remotes/").partition("/")
+    if rest and first in remotes:
+        raise UsageError(f"`{branch}` is a branch of the remote `{first}`; to publish to the branch `{rest}` "
+                         f"of `{first}`, type `--remote {first} --branch {rest}`")
+    valid = (branch and not branch.startswith(("-", "refs/")) and branch != "@" and not _SPECIAL_REF.fullmatch(branch)
+             # `--branch` also expands `@{-1}` (the branch checked out before): the name must come back as it is
+             and git.run("check-ref-format", "--branch", branch, check=False).stdout.strip() == branch.encode())
+    if not valid:
+        raise UsageError(f"`{branch}` is not a valid branch name; use a plain name, like `--branch gh-pages`")
+
+
+def worktree_branches(git: Git) -> dict[str, str]:
+    """Each branch checked out in a worktree of the repository (`refs/heads/...`) → that worktree's folder."""
+    found: dict[str, str] = {}
+    folder = ""
+    for line in git.out("worktree", "list", "--porcelain").splitlines():
+        if line.startswith("worktree "):
+            folder = line.removeprefix("worktree ")
+        elif line.startswith("branch "):
+            found[line.removeprefix("branch ")] = folder
+    return found
+
+
+def check_not_checked_out(git: Git, branch: str) -> None:
+    """Deploy moves the branch's tip: never under a worktree that has it checked out (this one or another)."""
+    ref = f"refs/heads/{branch}"
+    if git.run("symbolic-ref", "--quiet", "HEAD", check=False).stdout.decode().strip() == ref:
         raise UsageError(f"the branch `{branch}` is checked out here; switch to your main branch first "
                          f"(`git switch main`), because deploy replaces everything on `{branch}`")
+    elsewhere = worktree_branches(git).get(ref)
+    if elsewhere is not None:
+        raise UsageError(f"the branch `{branch}` is checked out in the worktree {elsewhere}, and deploy "
+                         f"replaces everything on it; switch that worktree to another branch, or remove it "
+                         f"(`git worktree remove FOLDER`, or `git worktree prune` if its folder is gone), "
+                         f"or publish to another branch with `--branch NAME`")
+
+
+def source_branches(git: Git, remote: str, remote_default: str | None) -> dict[str, str]:
+    """The branches that hold the author's work rather than a built site → why, in words."""
+    found = {name: "a main branch" for name in _MAIN_LINES}
+    tracked = git.run("symbolic-ref", "--quiet", f"refs/remotes/{remote}/HEAD", check=False).stdout.decode().strip()
+    for default in (tracked.removeprefix(f"refs/remotes/{remote}/") if tracked else None, remote_default):
+        if default:
+            found[default] = f"the default branch of `{remote}`"
+    head = git.run("symbolic-ref", "--quiet", "HEAD", check=False).stdout.decode().strip()
+    current = head.removeprefix("refs/heads/") if head.startswith("refs/heads/") else ""
+    if current:
+        upstream = git.run("config", "--get", f"branch.{current}.merge", check=False).stdout.decode().strip()
+        if upstream.startswith("refs/heads/"):
+            found[upstream.removeprefix("refs/heads/")] = f"the upstream of your current branch `{current}`"
+    return found
+
+
+def check_not_a_source_branch(git: Git, options: DeployOptions, remote_default: str | None) -> None:
+    """Refuse to replace a main line, unless the user confirmed it."""
+    why = source_branches(git, options.remote, remote_default).get(options.branch)
+    if why is not None and not options.overwrite_branch:
+        raise _replaces_work(options.branch, why)
+
+
+def check_not_the_work_history(git: Git, options: DeployOptions, tips: tuple[str | None, ...]) -> None:
+    """Refuse a branch whose commit (`tips`: local, remote) is HEAD, an ancestor or a descendant of it:
+    it holds the history of the sources, not of built sites; unless the user confirmed it."""
+    head = git.commit_of("HEAD")
+    if options.overwrite_branch or head is None:
+        return
+    for tip in filter(None, tips):
+        if git.ok("merge-base", "--is-ancestor", tip, head) or git.ok("merge-base", "--is-ancestor", head, tip):
+            raise _replaces_work(options.branch, "part of the history of your current work")
+
+
+def _replaces_work(branch: str, why: str) -> UsageError:
+    return UsageError(f"`{branch}` is {why}, and deploy replaces everything on the branch it publishes to "
+                      f"with the built site. Publish to a branch of its own (the default is `gh-pages`); or, "
+                      f"if you really mean to replace the files of `{branch}`, type "
+                      f"`--branch {branch} --overwrite-branch`")
 
 
 def check_remote(git: Git, remote: str) -> None:
+    if remote.startswith("-"):
+        raise UsageError(f"the remote name `{remote}` starts with `-`, which git would read as an option; "
+                         f"rename the remote (`git remote rename -- {remote} NAME`) and deploy with `--remote NAME`")
     remotes = git.out("remote").split()
     if remote not in remotes:
         known = f" The remotes here are: {', '.join(remotes)}." if remotes else " This repository has no remotes."
@@ -125,14 +218,37 @@ def check_remote(git: Git, remote: str) -> None:
 # The commit ------------------------------------------------------------------------------------------
 
 def output_files(output: Path) -> list[tuple[str, Path]]:
-    """(`/`-separated path in the tree, file) for each file to publish, sorted; dot-files included."""
+    """(`/`-separated path in the tree, file) for each file to publish, sorted; dot-files included.
+
+    Nothing outside the output folder is read: a symbolic link in it (to a file or a folder, wherever
+    it points) stops the deploy, naming the link, since publishing it would publish what it points to.
+    `.git` (a folder or a file) is left out, and so is what is neither a file nor a folder."""
+    if output.is_symlink():
+        raise UsageError(f"the output folder {display_path(output)} is a symbolic link; deploy publishes only "
+                         "the files of a real folder: build into one with `--output FOLDER`")
+
+    def unreadable(error: OSError) -> NoReturn:
+        raise UsageError(f"cannot read {display_path(error.filename)} to publish it ({error.strerror}); "
+                         "move it out of the output folder, then deploy again")
+
     found: list[tuple[str, Path]] = []
-    for folder, dirs, files in os.walk(output):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not Path(folder, d).is_symlink())
-        for name in files:
+    for folder, dirs, files in os.walk(output, onerror=unreadable):
+        dirs[:] = [name for name in dirs if name not in _SKIPPED]
+        for name in [*dirs, *files]:
+            if name in _SKIPPED:
+                continue
             path = Path(folder, name)
+            try:
+                kind = path.lstat().st_mode
+            except OSError as error:
+                unreadable(error)
+            if stat.S_ISLNK(kind):
+                raise UsageError(f"cannot publish {display_path(path)}: it is a symbolic link (to "
+                                 f"{os.readlink(path)}), and deploy publishes only what is in the output "
+                                 "folder, never what a link points to. Delete the link, or put a copy of "
+                                 "what it points to in its place, then deploy again")
             relative = path.relative_to(output).as_posix()
-            if relative == MANIFEST or not path.is_file():
+            if not stat.S_ISREG(kind) or relative == MANIFEST:
                 continue
             if "\n" in relative or "\r" in relative:
                 raise UsageError(f"cannot publish {display_path(path)}: its name has a line break")
@@ -141,30 +257,32 @@ def output_files(output: Path) -> list[tuple[str, Path]]:
 
 
 def _mode(path: Path) -> str:
-    return "100755" if os.stat(path).st_mode & 0o111 else "100644"
+    return "100755" if path.lstat().st_mode & 0o111 else "100644"
 
 
 def _index_lines(git: Git, files: list[tuple[str, Path]]) -> bytes:
     """`git update-index -z --index-info` input for `files`, their contents stored in the repository."""
     if not files:
         return b""
-    paths = "".join(f"{path}\n" for _, path in files).encode("utf-8", "surrogateescape")
+    # absolute: git reads them from the repository's top folder, not from ours
+    paths = "".join(f"{os.path.abspath(path)}\n" for _, path in files).encode("utf-8", "surrogateescape")
     blobs = git.out("hash-object", "-w", "--no-filters", "--stdin-paths", stdin=paths).split()
     return b"".join(f"{_mode(path)} {blob}\t".encode() + name.encode("utf-8", "surrogateescape") + b"\0"
                     for (name, path), blob in zip(files, blobs, strict=True))
 
 
 def _extra_entries(git: Git, published: set[str], parent: str | None) -> bytes:
-    """`.nojekyll` when the output lacks it; the previous `CNAME` when the output has none."""
+    """`.nojekyll` when the output lacks it; the previous `CNAME` (a file) when the output has none."""
+    taken = published | {name.split("/", 1)[0] for name in published}  # a folder of that name: nothing added
     lines = b""
-    if NOJEKYLL not in published:
+    if NOJEKYLL not in taken:
         empty = git.out("hash-object", "-w", "--stdin", stdin=b"")
         lines += f"100644 {empty}\t{NOJEKYLL}\0".encode()
-    if CNAME not in published and parent:
-        entry = git.out("ls-tree", parent, "--", CNAME)
-        if entry:
-            mode_type_blob = entry.split("\t", 1)[0].split()
-            lines += f"{mode_type_blob[0]} {mode_type_blob[2]}\t{CNAME}\0".encode()
+    if CNAME not in taken and parent:
+        entry = git.out("ls-tree", "--full-tree", parent, "--", CNAME)
+        mode, kind, blob = entry.split("\t", 1)[0].split() if entry else ("", "", "")
+        if kind == "blob" and mode in ("100644", "100755"):  # not a link, nor a folder
+            lines += f"{mode} {blob}\t{CNAME}\0".encode()
     return lines
 
 
@@ -176,8 +294,13 @@ def write_tree(git: Git, output: Path, parent: str | None) -> tuple[str, int]:
         entries = _index_lines(git, files) + _extra_entries(git, {name for name, _ in files}, parent)
         staged.run("update-index", "--add", "-z", "--index-info", stdin=entries)
         tree = staged.out("write-tree")
-        count = len(staged.out("ls-files", "-z").split("\0")) - 1
-    return tree, count
+    listed = git.run("ls-tree", "-r", "-z", "--full-tree", "--name-only", tree).stdout.split(b"\0")[:-1]
+    left_out = sorted({name for name, _ in files} - {name.decode("utf-8", "surrogateescape") for name in listed})
+    if left_out:  # git skips names it refuses (`.GIT`, `git~1`, ...) with only a line on stderr
+        shown = ", ".join(display_path(output / name) for name in left_out[:5]) + ", ..." * (len(left_out) > 5)
+        raise UsageError(f"git cannot store {shown} (names like `.GIT` or `git~1` are git's own), so deploy "
+                         "cannot publish them; rename them or move them out of the output folder")
+    return tree, len(listed)
 
 
 def default_message(git: Git) -> str:
@@ -201,15 +324,24 @@ def commit(git: Git, tree: str, parent: str | None, message: str) -> str:
 
 # Which commit the new one follows ---------------------------------------------------------------------
 
-def fetch_remote_branch(git: Git, remote: str, branch: str) -> str | None:
-    """The tip of `branch` on `remote` (fetched into `remote`/`branch`), or None when the remote lacks it."""
-    tracking = f"refs/remotes/{remote}/{branch}"
-    listed = git.run("ls-remote", "--heads", remote, f"refs/heads/{branch}", check=False)
+def look_up_remote(git: Git, remote: str, branch: str) -> tuple[bool, str | None]:
+    """Whether `remote` has `branch`, and the remote's default branch (None when it does not say)."""
+    listed = git.run("ls-remote", "--symref", remote, "HEAD", f"refs/heads/{branch}", check=False)
     if listed.returncode != 0:
         detail = listed.stderr.decode("utf-8", "replace").strip()
         raise SerialistError(f"cannot reach the remote `{remote}`: {detail}")
-    if not listed.stdout.strip():
-        return None
+    has, default = False, None
+    for line in listed.stdout.decode("utf-8", "replace").splitlines():
+        value, _, name = line.partition("\t")
+        has = has or name == f"refs/heads/{branch}"
+        if name == "HEAD" and value.startswith("ref: refs/heads/"):
+            default = value.removeprefix("ref: refs/heads/")
+    return has, default
+
+
+def fetch_remote_branch(git: Git, remote: str, branch: str) -> str | None:
+    """The tip of `branch` on `remote`, fetched into `remote`/`branch`."""
+    tracking = f"refs/remotes/{remote}/{branch}"
     git.run("fetch", "--quiet", "--no-tags", remote, f"+refs/heads/{branch}:{tracking}")
     return git.commit_of(tracking)
 
@@ -240,14 +372,20 @@ def push(git: Git, remote: str, branch: str) -> None:
 def deploy(site_dir: Path, options: DeployOptions) -> DeployResult:
     """Build the site in `site_dir` and publish it on `options.branch` (pushed unless `push` is off)."""
     git = open_repository(site_dir)
-    check_branch(git, options.branch)
+    check_branch_name(git, options.branch)
+    check_not_checked_out(git, options.branch)
+    on_remote, remote_default = False, None
     if options.push:
         check_remote(git, options.remote)
-        remote_tip = fetch_remote_branch(git, options.remote, options.branch)  # fails early when unreachable
+        on_remote, remote_default = look_up_remote(git, options.remote, options.branch)  # fails when unreachable
+    check_not_a_source_branch(git, options, remote_default)
+    if on_remote:
+        remote_tip = fetch_remote_branch(git, options.remote, options.branch)
     else:
-        remote_tip = git.commit_of(f"refs/remotes/{options.remote}/{options.branch}")
+        remote_tip = None if options.push else git.commit_of(f"refs/remotes/{options.remote}/{options.branch}")
     ref = f"refs/heads/{options.branch}"
     local = git.commit_of(ref)
+    check_not_the_work_history(git, options, (local, remote_tip))
     parent = choose_parent(git, local, remote_tip, options.branch, options.remote)
     result = build(site_dir, BuildOptions(output=options.output, base_url=options.base_url, quiet=True))
 
