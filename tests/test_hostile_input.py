@@ -63,3 +63,182 @@ def test_problems_and_paths_are_escaped_for_the_terminal(tmp_path):
         r"/x/\x9b1m.md:3: error: `title`: `\x1b]8;;evil\x07` \u2028"
     assert printable(printable("a\x1bb")) == r"a\x1bb"
     assert printable("one\ntwo\x07", keep="\n") == "one\ntwo\\x07"
+
+
+# --- Names with control characters ----------------------------------------------------------------------------------
+
+NAMES = [
+    pytest.param("\x1b]0;title\x07", r"\x1b]0;title\x07", id="escape-sequence"),
+    pytest.param("a\x7fb", r"a\x7fb", id="DEL"),
+    pytest.param("a\x85b", r"a\x85b", id="C1-next-line"),
+    pytest.param("a\x9bb", r"a\x9bb", id="C1-CSI"),
+    pytest.param("a\u2028b", r"a\u2028b", id="line-separator"),
+    pytest.param("a\u2029b", r"a\u2029b", id="paragraph-separator"),
+    pytest.param("a\x1cb\x1fc", r"a\x1cb\x1fc", id="information-separators"),
+    pytest.param("a\nb", r"a\x0ab", id="line-break"),
+    pytest.param(os.fsdecode(b"caf\xe9"), r"caf\xe9", id="not-utf8"),
+]
+
+ONESHOT = STORY.replace("---\nA", "date: 2025-01-01\n---\nA")
+PLACES = [
+    pytest.param(lambda site, n: touch(site / f"content/{n}/story.md", STORY), id="story-folder"),
+    pytest.param(lambda site, n: touch(site / f"content/s/02-{n}.md", chapter("Two", "2025-01-02")), id="chapter"),
+    pytest.param(lambda site, n: touch(site / f"content/s/map-{n}.png"), id="asset"),
+    pytest.param(lambda site, n: touch(site / f"content/s/images/{n}/map.png"), id="asset-folder"),
+    pytest.param(lambda site, n: touch(site / f"content/one-{n}.md", ONESHOT), id="one-shot"),
+    pytest.param(lambda site, n: (touch(site / "content/one.md", ONESHOT), touch(site / f"content/one.assets/{n}.png")),
+                 id="one-shot-file"),
+]
+
+
+@pytest.mark.parametrize(("name", "shown"), NAMES)
+@pytest.mark.parametrize("place", PLACES)
+def test_a_name_with_control_characters_is_refused_and_shown_escaped(make_site, place, name, shown):
+    site = make_site(GOOD)
+    stderr = refused(site, lambda: place(site, name))
+    line = next(line for line in errors(stderr) if shown in line)
+    assert "rename it" in line, stderr
+
+
+# --- Symbolic links -------------------------------------------------------------------------------------------------
+
+def _outside(site: Path) -> Path:
+    """A folder beside the site, with a secret file, a chapter, a story folder and a theme in it."""
+    outside = site.parent / "outside"
+    touch(outside / "secret.txt", "SECRET-CONTENTS")
+    touch(outside / "chapter.md", chapter("Secret", body="SECRET-CONTENTS"))
+    touch(outside / "story/story.md", STORY)
+    touch(outside / "story/1.md", chapter(body="SECRET-CONTENTS"))
+    touch(outside / "files/secret.txt", "SECRET-CONTENTS")
+    touch(outside / "site.toml", 'title = "SECRET-CONTENTS"\n')
+    touch(outside / "content/x/story.md", STORY)
+    touch(outside / "content/x/1.md", chapter(body="SECRET-CONTENTS"))
+    touch(outside / "theme/templates/chapter.html", "SECRET-CONTENTS")
+    touch(outside / "theme/static/style.css", "SECRET-CONTENTS")
+    return outside
+
+
+def _link(site: Path, name: str, target: Path) -> None:
+    path = site / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        os.rename(path, path.with_name(path.name + "-was"))
+    elif path.exists():
+        path.unlink()
+    path.symlink_to(target)
+
+
+THEMED = 'title = "T"\nbase_url = "https://example.org/"\ntheme = "mine"\n'
+LINKS = [
+    pytest.param("content/s/passwd.txt", "secret.txt", id="asset-file"),
+    pytest.param("content/s/02-two.md", "chapter.md", id="chapter"),
+    pytest.param("content/s/story.md", "story/story.md", id="story-md"),
+    pytest.param("content/t", "story", id="story-folder"),
+    pytest.param("content/one.md", "chapter.md", id="one-shot"),
+    pytest.param("content/s/images", "files", id="asset-folder"),
+    pytest.param("content", "content", id="content-folder"),
+    pytest.param("themes/mine/templates/chapter.html", "theme/templates/chapter.html", id="theme-template"),
+    pytest.param("themes/mine/static/style.css", "theme/static/style.css", id="theme-static-file"),
+    pytest.param("themes/mine/static/more", "theme/static", id="theme-folder-inside"),
+    pytest.param("themes/mine", "theme", id="theme-folder"),
+]
+
+
+@pytest.mark.parametrize(("link", "target"), LINKS)
+def test_a_symbolic_link_out_of_the_site_is_never_read(make_site, link, target):
+    site = make_site({**GOOD, "content/one.assets/x.png": b"png"})
+    if link.startswith("themes/"):
+        (site / "site.toml").write_text(THEMED)
+        touch(site / "themes/mine/templates/chapter.html", '{% extends "default/chapter.html" %}\n')
+        touch(site / "themes/mine/static/style.css", "body {}\n")
+    outside = _outside(site)
+    stderr = refused(site, lambda: _link(site, link, outside / target))
+    line = next(line for line in errors(stderr) if Path(link).name in line and "outside the site" in line)
+    assert str(outside / target) in line, stderr
+    assert "SECRET-CONTENTS" not in stderr
+
+
+def test_a_link_to_the_environment_of_the_process_is_not_published(make_site):
+    site = make_site(GOOD)
+    stderr = refused(site, lambda: _link(site, "content/s/environ.txt", Path("/proc/self/environ")))
+    assert any("environ.txt: error: this symbolic link points at /proc/self/environ, outside the site" in line
+               for line in errors(stderr)), stderr
+
+
+def test_an_asset_folder_link_on_the_way_out_through_the_site_is_refused(make_site):
+    """A link inside the site to a folder inside the site is followed, but a link in there is checked too."""
+    site = make_site(GOOD)
+    outside = _outside(site)
+    touch(site / "shared/pic.png", b"png")
+
+    def change() -> None:
+        (site / "shared/leak.txt").symlink_to(outside / "secret.txt")
+        (site / "content/s/shared").symlink_to(site / "shared")
+
+    stderr = refused(site, change)
+    assert "leak.txt: error: this symbolic link points at" in stderr
+
+
+def test_links_inside_the_site_are_followed_and_rebuilt_when_their_target_changes(make_site):
+    site = make_site(GOOD)
+    touch(site / "shared/images/pic.png", b"one")
+    touch(site / "shared/logo.png", b"logo")
+    touch(site / "drafts/t/story.md", STORY.replace("A Story", "Linked Story"))
+    touch(site / "drafts/t/1.md", chapter("Linked"))
+    (site / "content/s/images").symlink_to(Path("../../shared/images"))  # relative, as users make them
+    (site / "content/s/logo.png").symlink_to(site / "shared/logo.png")
+    (site / "content/t").symlink_to(site / "drafts/t")
+    result = run_cli("build", site)
+    assert result.returncode == 0, result.stderr
+    files = tree_bytes(site / "output")
+    assert files["s/images/pic.png"] == b"one" and files["s/logo.png"] == b"logo"
+    assert b"Linked Story" in files["t/index.html"]
+    (site / "shared/images/pic.png").write_bytes(b"two")
+    result = run_cli("build", site)
+    assert "Up to date" not in result.stdout and (site / "output/s/images/pic.png").read_bytes() == b"two"
+
+
+def test_a_loop_of_folder_links_ends_with_an_error(make_site):
+    site = make_site(GOOD)
+
+    def change() -> None:
+        (site / "content/s/a").mkdir()
+        (site / "content/s/b").mkdir()
+        (site / "content/s/a/to-b").symlink_to(site / "content/s/b")
+        (site / "content/s/b/to-a").symlink_to(site / "content/s/a")
+
+    stderr = refused(site, change)
+    assert "(a loop)" in stderr
+
+
+# --- Names too long to write ----------------------------------------------------------------------------------------
+
+def test_names_too_long_are_errors_at_load_naming_the_file(make_site):
+    site = make_site(GOOD)
+    folder, oneshot, asset = "f" * 255, "o" * 252 + ".md", "a" * 250 + ".png"
+
+    def change() -> None:
+        touch(site / f"content/{folder}/story.md", STORY)
+        touch(site / f"content/{oneshot}", ONESHOT)
+        touch(site / "content/s/02-two.md", chapter("Two", "2025-01-02", extra=f"slug: {'s' * 300}\n"))
+        touch(site / f"content/s/{asset}", b"png")
+
+    stderr = refused(site, change)
+    lines = errors(stderr)
+    assert any(f"{folder}/story.md: error: the story's URL name is 255 bytes long" in line for line in lines)
+    assert any(f"{oneshot}: error: the story's URL name is 252 bytes long" in line for line in lines)
+    assert any("02-two.md:4: error: the chapter's URL name is 300 bytes long" in line and "`slug:`" in line
+               for line in lines)
+    assert any(f"{asset}: error: the name of the file is 254 bytes long" in line for line in lines)
+    assert all("at most 200" in line for line in lines) and len(lines) == 4
+    assert "File name too long" not in stderr
+
+
+def test_a_path_too_long_is_an_error_and_names_as_long_as_allowed_build(make_site):
+    site = make_site({**GOOD, "content/s/02-two.md": chapter("Two", "2025-01-02", extra=f"slug: {'é' * 100}\n"),
+                      f"content/{'g' * 200}/story.md": STORY, f"content/{'g' * 200}/1.md": chapter()})
+    deep = "/".join(["d" * 199] * 6)
+    stderr = refused(site, lambda: touch(site / f"content/s/{deep}/x.png"))
+    size = len(f"s/{deep}/x.png")
+    assert size > 1024 and f"x.png: error: this file would be published at a path of {size} bytes" in stderr
+    assert "at most 1024" in stderr and len(errors(stderr)) == 1, stderr
