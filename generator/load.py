@@ -260,7 +260,17 @@ class Fields:
         if not isinstance(value, datetime):
             self._bad(key, f"`{value}` is not a date; write it as `2025-03-02` or `2025-03-02 18:30`")
             return None
+        if not FIRST_YEAR <= value.year <= LAST_YEAR:
+            self._bad(key, f"`{value.date().isoformat()}` is out of range: a date must be in the years "
+                      f"{FIRST_YEAR} to {LAST_YEAR}, which every feed, page and e-book can show in any timezone")
+            return None
         return value if value.tzinfo else value.replace(tzinfo=self.config.tz)
+
+
+# The years a date may be in: four digits everywhere (feeds, sitemaps, EPUB), and still within what Python's
+# `datetime` holds (years 1 to 9999) once moved to UTC or to any timezone, at most a day away.
+FIRST_YEAR = 1000
+LAST_YEAR = 9998
 
 
 def _kind(value: object) -> str:

@@ -242,3 +242,20 @@ def test_a_path_too_long_is_an_error_and_names_as_long_as_allowed_build(make_sit
     size = len(f"s/{deep}/x.png")
     assert size > 1024 and f"x.png: error: this file would be published at a path of {size} bytes" in stderr
     assert "at most 1024" in stderr and len(errors(stderr)) == 1, stderr
+
+
+# --- Dates every later stage can show -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("timezone", "date", "line"), [
+    ("Europe/Berlin", "0001-01-01", 3),
+    ("UTC", "9999-12-31T23:59:59-12:00", 3),
+    ("Pacific/Kiritimati", "0999-12-31 23:00", 3),
+    ("Etc/GMT+12", "9999-12-31", 4),
+])
+def test_a_date_out_of_range_is_an_error_with_its_line(make_site, timezone, date, line):
+    site = make_site({**GOOD, "site.toml": f'base_url = "https://example.org/"\ntimezone = "{timezone}"\n'})
+    # The first and last days that are accepted build, in the timezones furthest from UTC, e-books included.
+    (site / "content/s/02-two.md").write_text(chapter("Two", "1000-01-01", extra="updated: 9998-12-31 23:59:59\n"))
+    text = chapter("Two", date) if line == 3 else chapter("Two", "2025-01-02", extra=f"updated: {date}\n")
+    stderr = refused(site, lambda: (site / "content/s/02-two.md").write_text(text), "--future")
+    assert f"02-two.md:{line}: error:" in stderr and "years 1000 to 9998" in stderr, stderr
