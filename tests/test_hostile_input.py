@@ -259,3 +259,57 @@ def test_a_date_out_of_range_is_an_error_with_its_line(make_site, timezone, date
     text = chapter("Two", date) if line == 3 else chapter("Two", "2025-01-02", extra=f"updated: {date}\n")
     stderr = refused(site, lambda: (site / "content/s/02-two.md").write_text(text), "--future")
     assert f"02-two.md:{line}: error:" in stderr and "years 1000 to 9998" in stderr, stderr
+
+
+# --- site.toml ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("toml", "line", "text"), [
+    ('title = "\\u0001"', 2, "`title` has a control character (\\x01)"),
+    ('author = "A\\u0085B"', 2, "`author` has a control character (\\x85)"),
+    ('description = "one\\u2028two"', 2, "`description` has a control character (\\u2028)"),
+    ('description = "a\\rb"', 2, "`description` has a control character (\\x0d)"),
+    ('language = "en\\uffff"', 2, "`language` has a character that is not text"),
+    ('cname = "https://fiction.example.org/path\\nX"', 2, 'write `cname = "fiction.example.org"`'),
+    ('cname = "fiction.example.org:8080"', 2, 'write `cname = "fiction.example.org"`'),
+    ('cname = "my site"', 2, 'write `cname = "fiction.example.org"`, not `my site`'),
+    ('theme = "../../elsewhere"', 2, "`theme` must be the name of a folder in themes/"),
+    ('base_url = "https://[example.org/"', 2, "`base_url` must be an absolute http(s) URL"),
+])
+def test_a_bad_setting_is_an_error_with_its_key_and_line(make_site, toml, line, text):
+    site = make_site(GOOD)
+    stderr = refused(site, lambda: (site / "site.toml").write_text(f"feed_items = 20\n{toml}\n"))
+    assert f"site.toml:{line}: error: " in stderr and text in stderr, stderr
+
+
+def test_a_description_may_have_tabs_and_line_breaks_and_a_cname_may_be_international(make_site):
+    site = make_site({**GOOD, "site.toml": 'title = "T"\nbase_url = "https://example.org/"\n'
+                                           'description = """One\tline.\nAnother."""\ncname = "Bücher.example"\n'})
+    result = run_cli("build", site)
+    assert result.returncode == 0, result.stderr
+    assert (site / "output/CNAME").read_bytes() == b"xn--bcher-kva.example\n"
+
+
+def test_a_site_toml_that_is_a_folder_is_an_error(make_site):
+    site = make_site(GOOD)
+
+    def change() -> None:
+        (site / "site.toml").unlink()
+        (site / "site.toml").mkdir()
+
+    stderr = refused(site, change)
+    assert "site.toml: error: site.toml is a folder" in stderr
+
+
+def test_a_base_url_option_with_a_control_character_is_refused_and_shown_escaped(make_site):
+    site = make_site(GOOD)
+    result = run_cli("build", site, "--base-url", "https://example.org/\x1b[31mred/")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "\x1b" not in result.stderr and r"\x1b" in result.stderr, result.stderr
+
+
+def test_a_site_toml_linked_from_outside_the_site_is_never_read(make_site):
+    site = make_site(GOOD)
+    outside = _outside(site)
+    stderr = refused(site, lambda: _link(site, "site.toml", outside / "site.toml"))
+    assert f"site.toml: error: this symbolic link points at {outside / 'site.toml'}, outside the site" in stderr
+    assert "SECRET-CONTENTS" not in stderr
