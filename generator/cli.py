@@ -10,17 +10,23 @@ from pathlib import Path
 import click
 
 from generator import __version__
-from generator.errors import ContentError, SerialistError
+from generator.errors import ContentError, SerialistError, printable
+
+
+def _echo(text: object, err: bool = False) -> None:
+    """Print `text`, with anything in it a terminal would act on (a file named with an escape sequence,
+    say) escaped: line breaks only are kept."""
+    click.echo(printable(str(text), keep="\n"), err=err)
 
 
 def _fail(exc: SerialistError) -> None:
     if isinstance(exc, ContentError):
         for problem in exc.problems:
-            click.echo(str(problem), err=True)
+            _echo(str(problem), err=True)
         count = exc.error_count
-        click.echo(f"Build failed: {count} error{'s' * (count != 1)}. The previous output is unchanged.", err=True)
+        _echo(f"Build failed: {count} error{'s' * (count != 1)}. The previous output is unchanged.", err=True)
     else:
-        click.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}", err=True)
     sys.exit(1)
 
 
@@ -66,9 +72,9 @@ def build(site_dir: Path, output: Path | None, drafts: bool, future: bool, base_
         if progress:
             progress.finish()
     for warning in result.warnings:
-        click.echo(str(warning), err=True)
+        _echo(str(warning), err=True)
     if not quiet:
-        click.echo(result.summary(output))
+        _echo(result.summary(output))
 
 
 @main.command()
@@ -87,15 +93,15 @@ def check(site_dir: Path, strict: bool, drafts: bool, future: bool) -> None:
     except SerialistError as exc:
         if isinstance(exc, ContentError):
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            click.echo(f"{exc.error_count} error{'s' * (exc.error_count != 1)} found.", err=True)
+                _echo(str(problem), err=True)
+            _echo(f"{exc.error_count} error{'s' * (exc.error_count != 1)} found.", err=True)
             sys.exit(1)
         _fail(exc)
         return
     for warning in result.warnings:
-        click.echo(str(warning), err=True)
+        _echo(str(warning), err=True)
     count = len(result.warnings)
-    click.echo(f"Checked {result.stories} stories, {result.chapters} chapters: "
+    _echo(f"Checked {result.stories} stories, {result.chapters} chapters: "
                + (f"{count} warning{'s' * (count != 1)}." if count else "no problems."))
 
 
@@ -118,7 +124,7 @@ def new_story(slug: str, title: str | None, site_dir: Path) -> None:
     except SerialistError as exc:
         _fail(exc)
         return
-    click.echo(f"Created {path}")
+    _echo(f"Created {path}")
 
 
 @new.command("chapter")
@@ -135,7 +141,7 @@ def new_chapter(story: str, title: str | None, site_dir: Path) -> None:
     except SerialistError as exc:
         _fail(exc)
         return
-    click.echo(f"Created {path}")
+    _echo(f"Created {path}")
 
 
 @main.command()
@@ -155,11 +161,11 @@ def init(directory: Path) -> None:
         _fail(exc)
         return
     for path in started.written:
-        click.echo(f"Created {path}")
+        _echo(f"Created {path}")
     if started.gitignore is not None:
-        click.echo(f"Added to {started.gitignore}: {', '.join(started.ignored)}" if started.ignored
+        _echo(f"Added to {started.gitignore}: {', '.join(started.ignored)}" if started.ignored
                    else f"Kept {started.gitignore}: it already keeps the build's files out of git")
-    click.echo(f"\nNext: edit {directory / 'site.toml'}, run `serialist build {directory}`, and open "
+    _echo(f"\nNext: edit {directory / 'site.toml'}, run `serialist build {directory}`, and open "
                f"{directory / 'output' / 'index.html'} in a browser.")
 
 
@@ -200,15 +206,15 @@ def deploy(ctx: click.Context, site_dir: Path, remote: str, branch: str, no_push
         _fail(exc)
         return
     for warning in result.build.warnings:
-        click.echo(str(warning), err=True)
-    click.echo(result.build.summary(options.output))
+        _echo(str(warning), err=True)
+    _echo(result.build.summary(options.output))
     what = (f"Committed {result.commit[:12]} to `{branch}` ({result.files} files)" if result.committed
             else f"`{branch}` already has this site ({result.commit[:12]}); nothing new to commit")
-    click.echo(what)
+    _echo(what)
     if result.pushed:
-        click.echo(f"Pushed `{branch}` to `{remote}`.")
+        _echo(f"Pushed `{branch}` to `{remote}`.")
     else:
-        click.echo(f"Not pushed (--no-push); push it with `git push {remote} {branch}`.")
+        _echo(f"Not pushed (--no-push); push it with `git push {remote} {branch}`.")
 
 
 def _interrupt_on_sigterm(signum: int, frame: object) -> None:
@@ -241,9 +247,9 @@ def serve(site_dir: Path, host: str, port: int, no_drafts: bool, future: bool, p
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
-        run_serve(options, Console(info=click.echo, error=partial(click.echo, err=True)))
+        run_serve(options, Console(info=_echo, error=partial(_echo, err=True)))
     except KeyboardInterrupt:
-        click.echo("Stopped.")
+        _echo("Stopped.")
     except SerialistError as exc:
         _fail(exc)
 

@@ -8,18 +8,41 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 
+# What a terminal would act on rather than show: C0 and C1 control characters (escape sequences start with
+# `\x1b` or `\x9b`), DEL, the Unicode line and paragraph separators, and lone surrogates (the bytes of a file
+# name that is not UTF-8, as Python reads it, which a UTF-8 terminal stream cannot even encode).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # a byte of a name that is not UTF-8
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` safe to show on a terminal: every character it would act on, but those in `keep`, escaped as
+    in Python (`\\x1b`, `\\u2028`). Nothing else changes, so escaping twice is escaping once."""
+    if text.isprintable():
+        return text
+    return _UNPRINTABLE.sub(lambda m: m.group() if m.group() in keep else _escape(m), text)
+
+
 def display_path(path: Path | str) -> str:
-    """A path as the user should see it: relative to the working folder when inside it."""
+    """A path as the user should see it: relative to the working folder when inside it, and `printable`."""
     path = Path(os.path.abspath(path))
     try:
-        return os.path.relpath(path) if path.is_relative_to(Path.cwd().resolve()) else str(path)
+        shown = os.path.relpath(path) if path.is_relative_to(Path.cwd().resolve()) else str(path)
     except (OSError, ValueError):
-        return str(path)
+        shown = str(path)
+    return printable(shown)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -38,10 +61,11 @@ class Problem:
     level: str = "error"
 
     def __str__(self) -> str:
+        """One line: `where: level: message`, with anything a terminal would act on escaped (`printable`)."""
         where = display_path(self.path)
         if self.line is not None:
             where = f"{where}:{self.line}"
-        return f"{where}: {self.level}: {self.message}"
+        return f"{where}: {self.level}: {printable(self.message)}"
 
 
 class SerialistError(Exception):

@@ -6,7 +6,6 @@ from, so that the user sees all of them at once.
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from generator.config import SiteConfig
 from generator.errors import ProblemLog, suggest
 from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES
 from generator.model import RATINGS, STATUSES, Asset, Chapter, Site, Story
+from generator.names import MAX_NAME_BYTES, MAX_PATH_BYTES, link_problem, name_problem
 
 STORY_FILE = "story.md"
 ONESHOT_CHAPTER_SLUG = "chapter-1"
@@ -260,7 +260,17 @@ class Fields:
         if not isinstance(value, datetime):
             self._bad(key, f"`{value}` is not a date; write it as `2025-03-02` or `2025-03-02 18:30`")
             return None
+        if not FIRST_YEAR <= value.year <= LAST_YEAR:
+            self._bad(key, f"`{value.date().isoformat()}` is out of range: a date must be in the years "
+                      f"{FIRST_YEAR} to {LAST_YEAR}, which every feed, page and e-book can show in any timezone")
+            return None
         return value if value.tzinfo else value.replace(tzinfo=self.config.tz)
+
+
+# The years a date may be in: four digits everywhere (feeds, sitemaps, EPUB), and still within what Python's
+# `datetime` holds (years 1 to 9999) once moved to UTC or to any timezone, at most a day away.
+FIRST_YEAR = 1000
+LAST_YEAR = 9998
 
 
 def _kind(value: object) -> str:
@@ -321,7 +331,15 @@ def _chapter_slug(doc: Document, f: Fields) -> str:
 
 
 def load_chapter(path: Path, position: int, config: SiteConfig, log: ProblemLog) -> Chapter | None:
-    """One chapter file; `position` (from 1, in file-name order) is its number unless it sets `number`."""
+    """One chapter file; `position` (from 1, in file-name order) is its number unless it sets `number`.
+    A symbolic link that leads outside the site (or nowhere) is not read (logged)."""
+    if refused(path, config.root.resolve(), log):
+        return None
+    return _load_chapter(path, position, config, log)
+
+
+def _load_chapter(path: Path, position: int, config: SiteConfig, log: ProblemLog) -> Chapter | None:
+    """`load_chapter` of a file whose name and link are checked already."""
     doc = read_document(path, log)
     if doc is None:
         return None
@@ -331,11 +349,18 @@ def load_chapter(path: Path, position: int, config: SiteConfig, log: ProblemLog)
 
 
 def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Story | None:
+    """The story in `folder` (a folder of `content/` whose name and link are checked already), or None."""
+    root = config.root.resolve()
     story_path = folder / STORY_FILE
-    chapter_files = sorted((p for p in folder.iterdir()
+    entries = _entries(folder, log)
+    if entries is None:
+        return None
+    chapter_files = sorted((p for p in entries
                             if p.suffix.lower() == ".md" and p.name != STORY_FILE
-                            and not is_ignored_name(p.name) and not is_symlink_loop(p, log) and p.is_file()),
+                            and not is_ignored_name(p.name) and not refused(p, root, log) and p.is_file()),
                            key=lambda p: natural_key(p.name))
+    if refused(story_path, root, log):
+        return None
     if not story_path.is_file():
         if chapter_files:
             log.error(folder, None, f"the story folder has chapters but no `{STORY_FILE}`; add one with at least "
@@ -349,10 +374,10 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
     _require_title(doc, fields["title"], log)
     chapters = []
     for position, path in enumerate(chapter_files, start=1):
-        chapter = load_chapter(path, position, config, log)
+        chapter = _load_chapter(path, position, config, log)
         if chapter is not None:
             chapters.append(chapter)
-    assets = find_assets(folder, slugify(folder.name), log)
+    assets = find_assets(folder, slugify(folder.name), root, log)
     return Story(
         source=story_path,
         slug=slugify(folder.name),
@@ -369,6 +394,7 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
 
 
 def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | None:
+    """The one-shot `path` (a file of `content/` whose name and link are checked already), or None."""
     doc = read_document(path, log)
     if doc is None:
         return None
@@ -378,7 +404,7 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
     chapter = _chapter(doc, f, ONESHOT_CHAPTER_SLUG, 1)
     chapter = replace(chapter, title=None, summary="")
     slug = f.text("slug") or slugify(path.stem)
-    assets = find_assets(path.with_name(path.stem + ASSETS_SUFFIX), slug, log)
+    assets = find_assets(path.with_name(path.stem + ASSETS_SUFFIX), slug, config.root.resolve(), log)
     return Story(
         source=path,
         slug=slug,
@@ -393,30 +419,74 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
     )
 
 
-def find_assets(folder: Path, slug: str, log: ProblemLog) -> tuple[Asset, ...]:
-    """Every file in `folder` and below that is published as is: all but Markdown, hidden and temporary files."""
-    if not folder.is_dir():
+def find_assets(folder: Path, slug: str, root: Path, log: ProblemLog) -> tuple[Asset, ...]:
+    """Every file in `folder` and below that is published as is: all but Markdown, hidden and temporary files.
+
+    A symbolic link, to a file or to a folder, is followed as everywhere in the site: when what it points at
+    is inside the site folder `root` (resolved); one that leads outside it, nowhere, or into a loop is an
+    error, and so is a name that cannot be published (`refused`). `folder` itself is checked by the caller:
+    when it is a link that may not be followed, nothing is found in it."""
+    try:
+        if link_problem(folder, root) is not None or not folder.is_dir():
+            return ()
+        real = folder.resolve()
+    except OSError:  # a name too long for the system: reported as the story's
         return ()
     found: list[Asset] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        here = Path(dirpath)
-        kept = []
-        for name in sorted(dirnames):
-            if is_ignored_name(name) or is_symlink_loop(here / name, log):
-                continue
-            if (here / name).is_symlink():
-                log.warn(here / name, None, "a symbolic link to a folder is not followed, so its files are not "
-                         "published; copy the folder here instead")
-                continue
-            kept.append(name)
-        dirnames[:] = kept
-        for name in sorted(filenames):
-            path = here / name
-            if (is_ignored_name(name) or name.lower().endswith(".md") or is_symlink_loop(path, log)
-                    or not path.is_file()):
-                continue
-            found.append(Asset(path, f"{slug}/{path.relative_to(folder).as_posix()}"))
+    _walk_assets(folder, folder, slug, root, (real,), found, log)
     return tuple(found)
+
+
+def _walk_assets(here: Path, top: Path, slug: str, root: Path, ancestors: tuple[Path, ...], found: list[Asset],
+                 log: ProblemLog) -> None:
+    """`find_assets` in `here`: its files (by name), then its folders; `ancestors` are the resolved folders from
+    `top` to `here`."""
+    entries = _entries(here, log)
+    if entries is None:
+        return
+    folders: list[Path] = []
+    for path in sorted(entries):
+        name = path.name
+        if is_ignored_name(name) or (name.lower().endswith(".md") and not path.is_dir()):
+            continue
+        if refused(path, root, log, ancestors):
+            continue
+        if path.is_dir():
+            folders.append(path)
+        elif path.is_file():
+            asset = Asset(path, f"{slug}/{path.relative_to(top).as_posix()}")
+            if _publishable(asset, log):
+                found.append(asset)
+    for sub in folders:
+        real = sub.resolve() if sub.is_symlink() else ancestors[-1] / sub.name  # (only links need resolving)
+        _walk_assets(sub, top, slug, root, (*ancestors, real), found, log)
+
+
+def _publishable(asset: Asset, log: ProblemLog) -> bool:
+    """Whether the names in the asset's path leave room for the build's own (logged when not)."""
+    sizes = [(len(part.encode("utf-8", "surrogateescape")), part) for part in asset.path.split("/")[1:]]
+    size, long = max(sizes)
+    if size > MAX_NAME_BYTES:
+        what = "file" if long == sizes[-1][1] else f"folder {long[:20]}…"
+        log.error(asset.source, None, f"the name of the {what} is {size} bytes long, and a "
+                  f"published name may have at most {MAX_NAME_BYTES} (a letter with an accent takes 2 bytes, "
+                  "most other scripts 3); give it a shorter name")
+        return False
+    size = len(asset.path.encode("utf-8", "surrogateescape"))
+    if size > MAX_PATH_BYTES:
+        log.error(asset.source, None, f"this file would be published at a path of {size} bytes ({asset.path[:40]}…),"
+                  f" and at most {MAX_PATH_BYTES} fit; move it into a folder less deep, or shorten the names")
+        return False
+    return True
+
+
+def _entries(folder: Path, log: ProblemLog) -> list[Path] | None:
+    """The entries of `folder`, or None (logged) when it cannot be read."""
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        log.error(folder, None, f"cannot read the folder: {exc.strerror or exc}; check its permissions")
+        return None
 
 
 def _cover(doc: Document, f: Fields, assets: tuple[Asset, ...]) -> str:
@@ -449,33 +519,31 @@ def _cover(doc: Document, f: Fields, assets: tuple[Asset, ...]) -> str:
     return asset.url
 
 
-def is_symlink_loop(path: Path, log: ProblemLog) -> bool:
-    """A link that points at itself or at a folder containing it is reported, never followed."""
-    if not path.is_symlink():
-        return False
-    try:
-        target = path.resolve(strict=True)
-    except (OSError, RuntimeError):
-        log.error(path, None, "this symbolic link points nowhere or at itself (a loop); remove it")
-        return True
-    if target.is_dir() and path.parent.resolve().is_relative_to(target):
-        log.error(path, None, f"this symbolic link points at {target}, a folder that contains it (a loop); "
-                  "remove it")
-        return True
-    return False
+def refused(path: Path, root: Path, log: ProblemLog, ancestors: tuple[Path, ...] = ()) -> bool:
+    """Whether `path` is left unread, logged: a name that cannot be published (`name_problem`), or a
+    symbolic link that leads outside the site folder `root` (resolved), nowhere, or into a loop
+    (`link_problem`; `ancestors` are the resolved folders it was reached through)."""
+    problem = name_problem(path.name) or link_problem(path, root, ancestors)
+    if problem is not None:
+        log.error(path, None, problem)
+    return problem is not None
 
 
 def load_site(config: SiteConfig, log: ProblemLog) -> Site:
     """Every story in `content/`: folders with `story.md`, and single-file one-shots."""
     content = config.content_dir
+    root = config.root.resolve()
+    if refused(content, root, log):
+        return Site(config=config)
     if not content.is_dir():
         log.error(config.root, None, f"there is no `content/` folder in {config.root}; create it, or run "
                   "`serialist init` to start a site")
         return Site(config=config)
     stories: list[Story] = []
     loaders: list[tuple[Callable[[Path, SiteConfig, ProblemLog], Story | None], Path]] = []
-    for entry in sorted(content.iterdir(), key=lambda p: natural_key(p.name)):
-        if is_ignored_name(entry.name) or is_symlink_loop(entry, log):
+    entries = _entries(content, log)
+    for entry in sorted(entries or (), key=lambda p: natural_key(p.name)):
+        if is_ignored_name(entry.name) or refused(entry, root, log):
             continue
         if entry.is_dir() and entry.name.endswith(ASSETS_SUFFIX):
             if not entry.with_name(entry.name.removesuffix(ASSETS_SUFFIX) + ".md").is_file():

@@ -9,23 +9,25 @@ still what the last build wrote, does nothing at all.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
 from generator.cache import CACHE_DIR, atomic_write, digest
+from generator.names import walk_inside
 
 
 
 def input_stamp(root: Path, folders: list[Path], files: list[Path], settings: str) -> str:
-    """A hash of the size and modification time of every file under `folders` and of `files`."""
+    """A hash of the size and modification time of every file under `folders` and of `files`. Symbolic links
+    to folders are followed where the build follows them: to folders inside the site (`walk_inside`)."""
     parts: list[str] = [settings]
+    real_root = root.resolve()
     for folder in folders:
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for name in sorted(filenames):
-                parts.append(_stat_line(Path(dirpath, name)))
+        for here, subfolders, filenames in walk_inside(folder, real_root):
+            parts.append(f"{here}\t{'/'.join(subfolders)}")  # a new link to a folder, say
+            for name in filenames:
+                parts.append(_stat_line(here / name))
     parts += [_stat_line(path) for path in files]
     return digest("\n".join(parts))
 

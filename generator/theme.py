@@ -2,7 +2,8 @@
 
 A theme is a folder with `templates/` and `static/`. A site's own theme lives
 in `<site>/themes/<name>/`; the built-in `default` theme ships inside the
-package. Templates are looked up in the chosen theme first, then in the
+package. A site's theme may have symbolic links, to what is inside the site
+folder only. Templates are looked up in the chosen theme first, then in the
 default theme, and `default/…` always names the default theme's file, so a
 theme can override one template or `{% extends "default/base.html" %}`.
 """
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from generator.config import SiteConfig
 from generator.errors import ContentError, Problem
+from generator.names import link_problem, walk_inside
 
 if TYPE_CHECKING:
     import jinja2
@@ -51,12 +53,36 @@ def find_theme(config: SiteConfig) -> Theme:
     default = builtin_themes_dir() / DEFAULT_THEME
     if config.theme == DEFAULT_THEME:
         return Theme(DEFAULT_THEME, (default,))
-    for candidate in (config.root / "themes" / config.theme, builtin_themes_dir() / config.theme):
+    own = config.root / "themes" / config.theme
+    for candidate in (own, builtin_themes_dir() / config.theme):
         if (candidate / "templates").is_dir():
+            if candidate == own:
+                _check_links(own, config.root)
             return Theme(config.theme, (candidate, default))
     raise ContentError([Problem(config.config_path, None,
                                 f"theme `{config.theme}` not found: expected a folder "
                                 f"themes/{config.theme}/templates/ in the site, or use `theme = \"default\"`")])
+
+
+def _check_links(folder: Path, root: Path) -> None:
+    """Raise a ContentError for every symbolic link of the site's own theme `folder` (or on the way to it)
+    that leads outside the site folder `root`, nowhere or into a loop: nothing outside the site is read."""
+    real_root = root.resolve()
+    problems: list[Problem] = []
+
+    def refuse(path: Path, problem: str) -> None:
+        problems.append(Problem(path, None, problem))
+
+    for path in (folder.parent, folder):
+        if (problem := link_problem(path, real_root)) is not None:
+            refuse(path, problem)
+    if not problems:
+        for here, _, names in walk_inside(folder, real_root, refuse):
+            for name in names:
+                if (problem := link_problem(here / name, real_root)) is not None:
+                    refuse(here / name, problem)
+    if problems:
+        raise ContentError(problems)
 
 
 def _date(value: datetime | None, fmt: str = "%Y-%m-%d") -> str:

@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from generator.errors import ProblemLog
-from generator.load import slugify
+from generator.load import STORY_FILE, slugify
+from generator.names import long_name_problem
 from generator.model import ARCHIVE_WARNINGS, Site, Story, archive_warning
 from generator.taxonomy import check_series
 
@@ -20,12 +21,23 @@ def _check_slug(slug: str, path: Path, line: int | None, reserved: frozenset[str
     if not slug:
         log.error(path, line, f"the {what} has no usable URL name; rename the file or folder to "
                   "contain letters or digits, or set `slug:`")
+    elif too_long := long_name_problem(slug, what, _shorter(path, line)):
+        log.error(path, line, too_long)
     elif slug != slugify(slug):
         log.error(path, line, f"unsafe slug `{slug}`: a slug is one URL segment of lower-case letters, "
                   f"digits and `-`, like `{slugify(slug) or 'chapter-one'}`")
     elif slug in reserved:
         fix = "set another `slug:`" if what == "chapter" else "rename the folder or file"
         log.error(path, line, f"the {what} URL name `{slug}` is reserved for the site's own pages; {fix}")
+
+
+def _shorter(path: Path, line: int | None) -> str:
+    """How to shorten the URL name of `path`: by its `slug:` (on `line`), or by the name it comes from."""
+    if line is not None:
+        return "set a shorter `slug:`"
+    if path.name == STORY_FILE:
+        return "give the story's folder a shorter name"
+    return "give the file a shorter name, or set a shorter `slug:`"
 
 
 def _check_story(story: Story, log: ProblemLog) -> None:
