@@ -260,10 +260,13 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
+    output_notes: list[Problem] = []  # files kept in the output that Serialist did not make
     try:
         if options.write:
             forget_state(root, options.output)  # a build killed from here on must not leave a stale "up to date"
-            written = write_output(lambda place: made(files, os.cpu_count() or 1, place, progress), options.output)
+            written = write_output(lambda place: made(files, os.cpu_count() or 1, place, progress), options.output,
+                                   scratch=options.scratch or root / CACHE_DIR,
+                                   unpublished=options.drafts or options.future, warnings=output_notes)
         else:
             written = 0
             for page in pages:  # `check` renders every page all the same, to find the theme's errors
@@ -274,7 +277,8 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
         xhtml_cache.close()
     stages.done("render pages and write")
 
-    warnings = list(log.warnings) + [Problem(root / CACHE_DIR, None, note, "warning") for note in cache_notes]
+    warnings = list(log.warnings) + [Problem(root / CACHE_DIR, None, note, "warning") for note in cache_notes] \
+        + output_notes
     if not config.base_url:
         warnings.append(Problem(config.config_path, None, "no `base_url` is set, so no feeds or sitemap were "
                                 "written; add `base_url = \"https://you.github.io/repo/\"` to site.toml "

@@ -66,6 +66,7 @@ class BuildOptions:
     cache: bool = True  # reuse rendered Markdown from `.serialist-cache/`
     progress: Callable[[str, int, int], None] | None = field(default=None, compare=False)  # see progress.py
     now: datetime | None = None
+    scratch: Path | None = None  # where the build keeps its spare copy of the output (None: `.serialist-cache/`)
 
 
 _STRING_KEYS = ("title", "author", "description", "language", "base_url", "theme", "timezone", "cname")

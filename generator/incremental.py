@@ -43,7 +43,7 @@ from generator.cache import CACHE_DIR, Cache, atomic_write
 from generator.config import BuildOptions
 from generator.errors import Problem, ProblemLog
 from generator.model import Chapter, Site, Story
-from generator.output import MANIFEST, OutputFile, file_hash, previous_manifest
+from generator.output import OutputFile, check_path, file_hash, previous_manifest, write_manifest
 from generator.stamp import forget_state
 
 
@@ -57,6 +57,7 @@ class Known:
     index: dict[Path, tuple[int, int]]  # chapter file → (story, chapter) position in `Snapshot.everything`
     due: datetime | None  # the earliest chapter date after the snapshot's `now`: a full build is due then
     hashes: dict[str, str]  # the output's manifest (path → hash), ahead of the manifest file until `flush`
+    unpublished: bool  # the output holds drafts or chapters dated in the future
     stale: bool = False  # whether the manifest file is behind `hashes`
 
     @classmethod
@@ -65,12 +66,13 @@ class Known:
                  for c_index, c in enumerate(s.chapters) if not s.single_file}
         due = min((c.date for s in snap.everything.stories for c in s.chapters if c.date and c.date > snap.now),
                   default=None)
-        return cls(index, due, previous_manifest(snap.options.output) or {})
+        return cls(index, due, previous_manifest(snap.options.output) or {},
+                   snap.options.drafts or snap.options.future)
 
     def flush(self, output: Path) -> None:
         """Write the manifest file, if it is behind."""
         if self.stale:
-            atomic_write(output / MANIFEST, "".join(f"{p}\t{h}\n" for p, h in sorted(self.hashes.items())).encode())
+            write_manifest(output, self.hashes, self.unpublished)
             self.stale = False
 
 
@@ -443,7 +445,7 @@ def _write_changed(files: list[OutputFile], output: Path, known: Known) -> int:
         if known.hashes.get(item.path) == digest and (output / item.path).is_file():
             continue
         known.stale = True
-        atomic_write(output / item.path, item.data)
+        atomic_write(output / check_path(item.path), item.data)
         known.hashes[item.path] = digest
         written += 1
     return written

@@ -136,7 +136,7 @@ def serve(options: ServeOptions, console: Console, stop: threading.Event | None 
         cleanup.callback(listener.socket.close)
         private = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="serialist-serve-")))
         build_options = BuildOptions(output=private / "site", drafts=options.drafts, future=options.future,
-                                     base_url=listener.url)
+                                     base_url=listener.url, scratch=private)
         watcher: SiteWatcher | None = None
         builder = SiteBuilder(root, BuildSession(root, build_options), console,
                               pending=lambda: watcher is not None and watcher.has_pending())

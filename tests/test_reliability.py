@@ -55,7 +55,7 @@ def test_sigkill_mid_write_keeps_previous_output(make_site):
     (site / "output/.git").mkdir()
     (site / "output/.git/HEAD").write_text("ref\n")
     before = tree_bytes(site / "output")
-    spare_manifest = site / ".output.serialist-spare/.serialist-manifest"
+    spare_manifest = next((site / ".serialist-cache/output").glob("output-*")) / "spare/.serialist-manifest"
     assert spare_manifest.is_file()
     for n in range(1, 301):
         (site / f"content/s/{n:04d}.md").write_text(chapter(f"Changed {n}", body="New text."))
