@@ -133,11 +133,13 @@ def new_story(slug: str, title: str | None, site_dir: Path) -> None:
 @click.option("--site", "site_dir", default=".", type=click.Path(file_okay=False, path_type=Path),
               help="The site folder (default: the current folder).")
 def new_chapter(story: str, title: str | None, site_dir: Path) -> None:
-    """Create the next chapter file of content/STORY/ (as a draft dated today)."""
+    """Create the next chapter file of content/STORY/ (as a draft dated today).
+
+    A one-shot content/STORY.md is first made a story folder with its text as chapter 1, at the same address."""
     from generator.scaffold import new_chapter as create
 
     try:
-        path = create(site_dir, story, title)
+        path = create(site_dir, story, title, say=click.echo)
     except SerialistError as exc:
         _fail(exc)
         return

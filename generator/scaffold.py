@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Callable
 
 from generator.config import CONTENT_DIR
 from generator.errors import UsageError
 from generator.load import STORY_FILE, is_ignored_name, natural_key, slugify
+from generator.oneshot import find_oneshot, grow_oneshot
 
 
 def _yaml_string(text: str) -> str:
@@ -47,8 +49,14 @@ def new_story(root: Path, slug: str, title: str | None = None) -> Path:
     return path
 
 
-def new_chapter(root: Path, story: str, title: str | None = None, today: date | None = None) -> Path:
+def new_chapter(root: Path, story: str, title: str | None = None, today: date | None = None,
+                say: Callable[[str], None] = lambda _: None) -> Path:
+    """The next chapter of `content/<story>/`, a draft; a one-shot `content/<story>.md` is first made a story
+    folder with its text as chapter 1 (`oneshot.grow_oneshot`, which tells `say` what it does)."""
     folder = root / CONTENT_DIR / story
+    oneshot = find_oneshot(root, story) if not (folder / STORY_FILE).is_file() else None
+    if oneshot is not None:
+        folder = grow_oneshot(root, oneshot, say)
     if not (folder / STORY_FILE).is_file():
         raise UsageError(f"there is no story `{story}` ({folder / STORY_FILE} is missing); "
                          f"create it with `serialist new story {story}`")
