@@ -30,7 +30,8 @@ SITE_DIR = click.argument("site_dir", default=".", type=click.Path(file_okay=Fal
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="serialist")
+@click.version_option(__version__, prog_name="serialist", message="%(prog)s %(version)s",
+                      help="Show the version and exit.")
 def main() -> None:
     """Serialist: build a reading site for serialized fiction from Markdown chapters."""
 
