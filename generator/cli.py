@@ -36,7 +36,8 @@ SITE_DIR = click.argument("site_dir", default=".", type=click.Path(file_okay=Fal
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="serialist")
+@click.version_option(__version__, prog_name="serialist", message="%(prog)s %(version)s",
+                      help="Show the version and exit.")
 def main() -> None:
     """Serialist: build a reading site for serialized fiction from Markdown chapters."""
 
@@ -185,12 +186,15 @@ def init(directory: Path) -> None:
 @click.option("--overwrite-branch", is_flag=True,
               help="Let --branch name main, master, the remote's default branch or one of your work's "
                    "history: its files are replaced by the built site.")
+@click.option("--allow-dirty", is_flag=True,
+              help="Publish even when content/, site.toml or themes/ have changes not committed to git.")
 @click.pass_context
 def deploy(ctx: click.Context, site_dir: Path, remote: str, branch: str, no_push: bool, message: str | None,
-           base_url: str | None, output: Path | None, overwrite_branch: bool) -> None:
+           base_url: str | None, output: Path | None, overwrite_branch: bool, allow_dirty: bool) -> None:
     """Build the site in SITE_DIR and publish it on the gh-pages branch of its git repository.
 
     Only published chapters go out: no drafts, nothing dated in the future.
+    The sources must be committed (content/, site.toml, themes/), unless --allow-dirty.
     Your working tree, index and other branches are not touched.
     """
     from generator.deploy import DeployOptions, deploy as run_deploy
@@ -198,7 +202,7 @@ def deploy(ctx: click.Context, site_dir: Path, remote: str, branch: str, no_push
 
     options = DeployOptions(output=output or site_dir / "output", remote=remote, branch=branch,
                             push=not no_push, message=message, base_url=base_url,
-                            overwrite_branch=overwrite_branch)
+                            overwrite_branch=overwrite_branch, allow_dirty=allow_dirty)
     try:
         if overwrite_branch and ctx.get_parameter_source("branch") != click.core.ParameterSource.COMMANDLINE:
             raise UsageError(f"--overwrite-branch replaces the files of the branch you name: name it too, "
@@ -209,6 +213,12 @@ def deploy(ctx: click.Context, site_dir: Path, remote: str, branch: str, no_push
         return
     for warning in result.build.warnings:
         _echo(str(warning), err=True)
+    if result.uncommitted:
+        from generator.deploy import list_changes
+
+        count = len(result.uncommitted)
+        _echo(f"warning: published with {count} file{'s' * (count != 1)} not committed to git "
+              f"(--allow-dirty):{list_changes(result.uncommitted)}", err=True)
     _echo(result.build.summary(options.output))
     what = (f"Committed {result.commit[:12]} to `{branch}` ({result.files} files)" if result.committed
             else f"`{branch}` already has this site ({result.commit[:12]}); nothing new to commit")

@@ -7,6 +7,10 @@ working tree, the index, HEAD and every other branch stay as they were. The
 commit holds exactly the output folder (without the build's manifest) plus a
 `.nojekyll`; a `CNAME` that the branch had is kept when the output has none.
 
+It publishes what is committed: when the site's sources (`content/`, `site.toml`, `themes/`) differ
+from the commit checked out (changed, staged, deleted, or new and not ignored by git), it stops before
+building and lists them, unless the user says `--allow-dirty`; the commit message then says so.
+
 It never moves a branch checked out in a worktree, and replaces a main line (`main`, `master`, the
 remote's default branch, the current branch's upstream) or a branch of the work's own history only
 when the user confirms it with `--overwrite-branch`. It reads only the regular files of the output
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
 import subprocess
 import tempfile
@@ -26,8 +31,9 @@ from typing import NoReturn
 
 from generator import __version__
 from generator.build import BuildResult, build
-from generator.config import BuildOptions
+from generator.config import CONFIG_FILE, CONTENT_DIR, BuildOptions
 from generator.errors import SerialistError, UsageError, display_path
+from generator.load import is_ignored_name
 from generator.output import MANIFEST
 
 NOJEKYLL = ".nojekyll"
@@ -46,6 +52,7 @@ class DeployOptions:
     message: str | None = None
     base_url: str | None = None
     overwrite_branch: bool = False  # the user confirmed that `branch` may be a main line or hold their work
+    allow_dirty: bool = False  # publish the sources as they are, even when they differ from the commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +62,7 @@ class DeployResult:
     committed: bool  # False when the output was the same as the branch's last commit
     files: int  # files in the deployed tree
     pushed: bool
+    uncommitted: tuple[Change, ...] = ()  # what was published without being committed (`allow_dirty`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +223,100 @@ def check_remote(git: Git, remote: str) -> None:
                          "choose another with `--remote NAME`, or commit without pushing with `--no-push`")
 
 
+# The sources must be committed -------------------------------------------------------------------------
+
+SOURCES = (CONTENT_DIR, CONFIG_FILE, "themes")  # what the build reads from the site folder
+_LISTED = 20  # changes named in a message; the rest are counted
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A file of the site's sources that differs from the commit checked out."""
+
+    path: Path  # under the site folder
+    what: str  # in words: "new, not in git yet", "changed, not committed", ...
+
+    def __str__(self) -> str:
+        return f"{display_path(self.path)} ({self.what})"
+
+
+def _status_words(code: str) -> str:
+    staged, worktree = code[0], code[1]
+    if code == "??":
+        return "new, not in git yet"
+    if "U" in code or code in ("AA", "DD"):
+        return "in the middle of a merge, not committed"
+    if "D" in code:
+        return "deleted, not committed"
+    if staged == "A":
+        return "new, added but not committed"
+    if worktree == "A":
+        return "new, not committed"
+    return "changed, not committed" if worktree != " " else "changed, added but not committed"
+
+
+def uncommitted_changes(git: Git, site_dir: Path) -> tuple[Change, ...]:
+    """The files of `content/`, `site.toml` and `themes/` that differ from HEAD: changed, staged, deleted,
+    or untracked and not ignored by git. Files the build never reads (hidden and editors' scratch files
+    in `content/`, see `generator.load.is_ignored_name`) do not count."""
+    prefix = os.fsdecode(git.run("rev-parse", "--show-prefix").stdout.rstrip(b"\n"))  # site folder in the repo
+    quiet = Git(git.cwd, (*git.env, ("GIT_OPTIONAL_LOCKS", "0")))  # status leaves the repository's index as it is
+    listed = quiet.run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
+                       "--ignore-submodules=none", "--", *SOURCES).stdout.split(b"\0")
+    found: dict[str, str] = {}
+    entries = iter(listed)
+    for entry in entries:
+        if len(entry) < 4:
+            continue
+        code, name = entry[:2].decode("ascii", "replace"), os.fsdecode(entry[3:])
+        if "R" in code or "C" in code:  # renamed or copied (were --no-renames not heeded): its origin follows
+            origin = os.fsdecode(next(entries, b""))
+            if origin.startswith(prefix):
+                found.setdefault(origin.removeprefix(prefix), "moved away, not committed")
+        if name.startswith(prefix):  # the paths are from the top of the repository
+            found[name.removeprefix(prefix)] = _status_words(code)
+    return tuple(Change(site_dir / name, what) for name, what in sorted(found.items())
+                 if not (name.startswith(f"{CONTENT_DIR}/") and any(map(is_ignored_name, name.split("/")[1:]))))
+
+
+def list_changes(changes: tuple[Change, ...]) -> str:
+    shown = "".join(f"\n  {change}" for change in changes[:_LISTED])
+    return shown + (f"\n  ... and {len(changes) - _LISTED} more" if len(changes) > _LISTED else "")
+
+
+def commit_command(git: Git, site_dir: Path, changes: tuple[Change, ...]) -> str:
+    """What to type, from where the user is, to commit `changes`."""
+    tops = [name for name in SOURCES if any(c.path.relative_to(site_dir).parts[0] == name for c in changes)]
+    top = Path(os.fsdecode(git.run("rev-parse", "--show-toplevel").stdout.rstrip(b"\n")))
+    try:
+        inside = Path.cwd().resolve().is_relative_to(top.resolve())
+    except OSError:
+        inside = False
+    if inside:
+        paths = " ".join(shlex.quote(display_path(site_dir / name)) for name in tops)
+        return f"git add -- {paths} && git commit -m \"Update the site\""
+    return (f"cd {shlex.quote(display_path(site_dir))} && git add -- {' '.join(tops)} "
+            f"&& git commit -m \"Update the site\"")
+
+
+def check_committed(git: Git, site_dir: Path, allow_dirty: bool) -> tuple[Change, ...]:
+    """The site's uncommitted changes, when `allow_dirty`; otherwise a UsageError listing them, if any."""
+    changes = uncommitted_changes(git, site_dir)
+    if not changes or allow_dirty:
+        return changes
+    count = len(changes)
+    one = count == 1
+    why = ("but this repository has no commit yet" if git.commit_of("HEAD") is None
+           else "so that what goes online is what you committed")
+    raise UsageError(
+        f"deploy publishes the site as it is in your last git commit, {why}; {count} of its files "
+        f"{'has changes that are' if one else 'have changes that are'} not committed:{list_changes(changes)}\n"
+        f"Commit {'it' if one else 'them'} first, then deploy again:\n"
+        f"  {commit_command(git, site_dir, changes)}\n"
+        f"or, to publish {'it as it is' if one else 'them as they are'} now, add `--allow-dirty` to the "
+        f"deploy command")
+
+
 # The commit ------------------------------------------------------------------------------------------
 
 def output_files(output: Path) -> list[tuple[str, Path]]:
@@ -303,10 +405,18 @@ def write_tree(git: Git, output: Path, parent: str | None) -> tuple[str, int]:
     return tree, len(listed)
 
 
-def default_message(git: Git) -> str:
+def commit_message(git: Git, message: str | None, dirty: bool) -> str:
+    """The user's message, or one that names the source commit; either says when the sources had
+    uncommitted changes (never which files: their names would be published)."""
     head = git.commit_of("HEAD")
-    source = f" from {git.out('rev-parse', '--short', head)}" if head else ""
-    return f"Publish the site{source} with Serialist {__version__}"
+    short = git.out("rev-parse", "--short", head) if head else None
+    if message:
+        if not dirty:
+            return message
+        return f"{message}\n\nPublished from {short or 'a repository without commits'} with uncommitted changes."
+    source = f" from {short}" if short else ""
+    return (f"Publish the site{source} with uncommitted changes, with Serialist {__version__}" if dirty
+            else f"Publish the site{source} with Serialist {__version__}")
 
 
 def commit(git: Git, tree: str, parent: str | None, message: str) -> str:
@@ -374,6 +484,7 @@ def deploy(site_dir: Path, options: DeployOptions) -> DeployResult:
     git = open_repository(site_dir)
     check_branch_name(git, options.branch)
     check_not_checked_out(git, options.branch)
+    uncommitted = check_committed(git, site_dir, options.allow_dirty)
     on_remote, remote_default = False, None
     if options.push:
         check_remote(git, options.remote)
@@ -393,9 +504,11 @@ def deploy(site_dir: Path, options: DeployOptions) -> DeployResult:
     if parent is not None and git.out("rev-parse", f"{parent}^{{tree}}") == tree:
         tip, committed = parent, False  # nothing changed: no empty commit
     else:
-        tip, committed = commit(git, tree, parent, options.message or default_message(git)), True
+        message = commit_message(git, options.message, bool(uncommitted))
+        tip, committed = commit(git, tree, parent, message), True
     if tip != local:
         git.run("update-ref", "-m", "serialist deploy", ref, tip, local or "")  # "": the branch must be new
     if options.push:
         push(git, options.remote, options.branch)
-    return DeployResult(build=result, commit=tip, committed=committed, files=files, pushed=options.push)
+    return DeployResult(build=result, commit=tip, committed=committed, files=files, pushed=options.push,
+                        uncommitted=uncommitted)

@@ -137,6 +137,7 @@ def test_only_published_chapters_go_out(site: Path, remote: Path) -> None:
     story = site / "content" / "the-night-bakery"
     (story / "03-draft.md").write_text("---\ntitle: Not Yet\ndate: 2025-02-01\ndraft: true\n---\nSecret draft.\n")
     (story / "04-scheduled.md").write_text("---\ntitle: Later\ndate: 2999-01-01\n---\nFrom the future.\n")
+    commit_all(site, "A draft and a scheduled chapter")
     deploy(site, options(site))
     files = branch_files(remote, "gh-pages")
     assert not [name for name in files if "03-draft" in name or "04-scheduled" in name]
@@ -189,6 +190,7 @@ def test_cname_from_site_toml_is_published(site: Path, remote: Path) -> None:
     settings = site / "site.toml"
     settings.write_text(settings.read_text("utf-8").replace('# cname = "fiction.example.org"',
                                                             'cname = "fiction.example.org"'), "utf-8")
+    commit_all(site, "Set the custom domain")
     deploy(site, options(site))
     assert branch_files(remote, "gh-pages")["CNAME"] == b"fiction.example.org\n"
 
@@ -209,6 +211,7 @@ def test_cname_set_on_the_branch_is_kept(site: Path, remote: Path, tmp_path: Pat
 
     chapter = site / "content" / "the-night-bakery" / "02-paid-in-buttons.md"
     chapter.write_text(chapter.read_text("utf-8").replace("Thursday", "Friday"), "utf-8")
+    commit_all(site, "Edit chapter 2")
     changed = deploy(site, options(site))
     assert changed.committed
     assert git(remote, "rev-parse", "gh-pages^") == with_cname
@@ -265,6 +268,7 @@ def test_diverged_branches_are_refused(site: Path, remote: Path, tmp_path: Path)
     git(other, "push", "-q", "origin", "gh-pages")
     chapter = site / "content" / "the-night-bakery" / "01-flour-before-dawn.md"
     chapter.write_text(chapter.read_text("utf-8") + "\nOne more line.\n", "utf-8")
+    commit_all(site, "Edit chapter 1")
     deploy(site, options(site, push=False))  # a local commit the remote does not have
 
     result = run_cli("deploy", site)
@@ -325,6 +329,7 @@ def test_unreachable_remote_is_reported(site: Path, remote: Path) -> None:
 
 def test_content_errors_stop_the_deploy(site: Path) -> None:
     (site / "content" / "the-night-bakery" / "03-broken.md").write_text("no front matter\n")
+    commit_all(site, "A broken chapter")
     result = run_cli("deploy", site)
     assert result.returncode == 1
     assert "03-broken.md" in result.stderr and "Traceback" not in result.stderr

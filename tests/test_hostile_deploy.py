@@ -235,6 +235,7 @@ def test_a_cname_on_the_branch_that_is_not_a_file_is_not_kept(site: Path, remote
 
     chapter = site / "content" / "the-night-bakery" / "02-paid-in-buttons.md"
     chapter.write_text(chapter.read_text("utf-8").replace("Thursday", "Friday"), "utf-8")
+    commit_all(site, "Edit chapter 2")
     result = run_cli("deploy", site)
     assert result.returncode == 0, result.stderr
     assert branch_files(remote, "gh-pages") == published(site / "output")
@@ -270,6 +271,7 @@ def test_a_site_in_a_subfolder_keeps_the_cname_of_the_branch(tmp_path: Path, rem
 
     chapter = repo / "fiction" / "content" / "the-night-bakery" / "02-paid-in-buttons.md"
     chapter.write_text(chapter.read_text("utf-8").replace("Thursday", "Friday"), "utf-8")
+    commit_all(repo, "Edit chapter 2")
     result = run_cli("deploy", "fiction", cwd=repo)
     assert result.returncode == 0, result.stderr
     assert branch_files(remote, "gh-pages")["CNAME"] == b"fiction.example.org"
