@@ -1,0 +1,94 @@
+"""What an unlucky or hostile input can do to a build: a stale "Up to date", a template cache on a full disk,
+memory that grows with the largest files."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import NOW, STORY, chapter, run_cli
+from generator.build import build
+from generator.cache import CACHE_DIR
+from generator.config import BuildOptions
+from generator.stamp import input_stamp
+
+BASE = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n'}
+
+
+def built(site: Path):
+    return build(site, BuildOptions(output=site / "output", now=NOW))
+
+
+# --- the template cache -----------------------------------------------------------------------------------------
+
+def test_a_template_cache_that_cannot_be_written_does_not_fail_the_build(make_site, monkeypatch):
+    import jinja2.bccache
+
+    def full(self, f):  # noqa: ANN001, ARG001
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(jinja2.bccache.Bucket, "write_bytecode", full)
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter()})
+    result = built(site)
+    assert result.files_written and (site / "output/index.html").is_file()
+    assert not [p for p in (site / CACHE_DIR / "jinja").iterdir()]  # nothing half-written left behind
+
+
+def test_a_damaged_compiled_template_is_compiled_afresh(make_site):
+    from jinja2.bccache import bc_magic
+
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter()})
+    run_cli("build", site, check=True)
+    compiled = list((site / CACHE_DIR / "jinja").iterdir())
+    assert compiled
+    for path in compiled:
+        path.write_bytes(bc_magic + b"not a pickle")
+    (site / "content/s/1.md").write_text(chapter(body="Changed."))
+    result = run_cli("build", site)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert b"Changed." in (site / "output/s/1/index.html").read_bytes()
+
+
+@pytest.fixture
+def full_cache_disk(make_site):
+    """A site whose `.serialist-cache/` is a small tmpfs, full (root only)."""
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter()})
+    disk = site / CACHE_DIR
+    disk.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small disk needs root and mount(8)")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(filler, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(filler)
+        yield site
+    finally:
+        subprocess.run(["umount", "-l", str(disk)])
+
+
+def test_a_full_disk_under_the_cache_does_not_fail_the_build(full_cache_disk):
+    site = full_cache_disk
+    result = run_cli("build", site)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (site / "output/s/1/index.html").is_file()
+    (site / "content/s/1.md").write_text(chapter(body="Changed."))
+    result = run_cli("build", site)
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert b"Changed." in (site / "output/s/1/index.html").read_bytes()
