@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from generator.markdown import LinkTargets
 from generator.progress import no_progress
-from generator.output import MANIFEST, AnyFile, OutputFile, check_output_location, write_output
+from generator.output import MANIFEST, AnyFile, CopiedFile, OutputFile, check_output_location, write_output
 from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
 from generator.theme import Theme, compile_into, find_theme
 
@@ -256,7 +256,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     files += copy_assets(site, [f.path for f in files], log)
     log.raise_if_errors(strict=options.strict)
     stages.done("files")
-    files += [OutputFile(path, source.read_bytes()) for path, source in static_files(theme).items()]
+    files += [CopiedFile(path, source) for path, source in static_files(theme).items()]
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))

@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 from generator.errors import OutputError
 
@@ -51,7 +51,16 @@ class LazyFile:
         return self.make()
 
 
-AnyFile = OutputFile | LazyFile
+@dataclass(frozen=True, slots=True)
+class CopiedFile:
+    """A file published as it is (an image beside the chapters, a theme's static file): copied from `source`
+    into the output a piece at a time, and hashed as it is read, never held in memory whole."""
+
+    path: str
+    source: Path
+
+
+AnyFile = OutputFile | LazyFile | CopiedFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +186,39 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+COPY_CHUNK = 1 << 20  # what a copied file is read and written in, at a time
+
+
+def _read(source: Path) -> BinaryIO:
+    try:
+        return open(source, "rb")
+    except OSError as exc:
+        raise OutputError(f"cannot read {source}: {exc.strerror or exc}. The previous output is unchanged.") from None
+
+
+def source_hash(source: Path) -> str:
+    """`file_hash` of the bytes of the file `source`, read a piece at a time."""
+    with _read(source) as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:32]
+
+
+def _copy_hashing(source: Path, target: Path) -> str:
+    """Copy `source` over `target` (atomically, through a new file: `target` may be a hard link to the output's
+    own file), a piece at a time; the `file_hash` of what was copied."""
+    digest = hashlib.sha256()
+    buffer = bytearray(COPY_CHUNK)
+    view = memoryview(buffer)
+    temporary = target.with_name(f".{target.name}.serialist-tmp")
+    with _read(source) as handle:
+        temporary.unlink(missing_ok=True)  # (never written through: it may be a link a killed build left)
+        with open(temporary, "xb") as out:
+            while size := handle.readinto(buffer):
+                digest.update(view[:size])
+                out.write(view[:size])
+    os.replace(temporary, target)
+    return digest.hexdigest()[:32]
+
+
 def write_output(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterable[AnyFile | Placed]],
                  output: Path) -> int:
     """Write `files` as the new content of `output`; returns how many were written. `files` may be a function
@@ -293,6 +335,20 @@ class _Spare:
     current: dict[str, str]  # the current output's files → digest
     have: dict[str, str]  # the spare's files → digest, as the build before last left them
 
+    def copy(self, path: str, source: Path, folder_made: bool = False) -> tuple[str, bool]:
+        """`place` for a `CopiedFile`: its bytes are read from `source` as they are hashed and copied."""
+        digest = source_hash(source)
+        target = self.folder / path
+        if self.have.get(path) == digest and target.is_file():
+            return digest, False
+        if not folder_made:
+            _make_folder(self.folder, target.parent)
+        if target.is_dir() and not target.is_symlink():  # an old folder where a file now goes
+            shutil.rmtree(target)
+        if self.current.get(path) == digest and _replace_with_link(self.output / path, target):
+            return digest, False
+        return _copy_hashing(source, target), True  # (what was copied, should `source` have changed since)
+
     def place(self, path: str, data: bytes, folder_made: bool = False) -> tuple[str, bool]:
         """Put one file into the spare: (its digest, whether its bytes were written rather than linked to the
         current output's same file, or left as the spare already had them). `folder_made`: its folder is
@@ -349,6 +405,11 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
             folder_made.result()  # the write that makes the folder, submitted earlier: running or done
         return spare.place(path, data, folder_made=folder_made is not None)
 
+    def copy(path: str, source: Path, folder_made: Future[tuple[str, bool]] | None) -> tuple[str, bool]:
+        if folder_made is not None:
+            folder_made.result()
+        return spare.copy(path, source, folder_made=folder_made is not None)
+
     # The file system's work (a new folder for every chapter's page) and hashing are done on other threads,
     # while this one takes the next pages from the processes that make them: both let go of the GIL.
     folders: dict[Path, Future[tuple[str, bool]]] = {}  # folder → the write that makes it
@@ -362,7 +423,10 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
                     written += item.written
                     continue
                 parent = (folder / item.path).parent
-                future = writers.submit(place, item.path, item.data, folders.get(parent))
+                if isinstance(item, CopiedFile):  # (read, hashed and copied by the writer thread)
+                    future = writers.submit(copy, item.path, item.source, folders.get(parent))
+                else:
+                    future = writers.submit(place, item.path, item.data, folders.get(parent))
                 wanted[item.path] = ""  # (its digest comes with the write, below)
                 folders.setdefault(parent, future)
                 pending.append((item.path, future))

@@ -92,3 +92,53 @@ def test_a_full_disk_under_the_cache_does_not_fail_the_build(full_cache_disk):
     result = run_cli("build", site)
     assert result.returncode == 0 and "Traceback" not in result.stderr
     assert b"Changed." in (site / "output/s/1/index.html").read_bytes()
+
+
+# --- memory -----------------------------------------------------------------------------------------------------
+
+MB = 1 << 20
+
+
+def peak_rss(*args: str | Path) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """(peak resident set in bytes of `python ARGS` and of the processes it started, its exit status)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([sys.executable, *map(str, args)], stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)  # (with what its own children took at most)
+        process.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return usage.ru_maxrss * 1024, subprocess.CompletedProcess(args, code, out.read(), err.read())
+
+
+def test_large_files_beside_the_chapters_are_copied_without_holding_them(make_site):
+    size = 50 * MB
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter()})
+    for index in range(3):
+        with open(site / f"content/s/big-{index}.bin", "wb") as handle:
+            handle.truncate(size)  # (sparse: made at once)
+            handle.seek(size - 1 - index)
+            handle.write(b"x")
+    try:
+        peak, result = peak_rss("-m", "generator", "build", site)
+        assert result.returncode == 0, result.stderr
+        assert peak < 110 * MB, f"{peak / MB:.0f} MiB for a build with 150 MiB of files"
+        for index in range(3):
+            copied = site / f"output/s/big-{index}.bin"
+            assert copied.stat().st_size == size
+            with open(copied, "rb") as handle:
+                handle.seek(size - 1 - index)
+                assert handle.read(1) == b"x"
+        with open(site / "content/s/big-1.bin", "r+b") as handle:  # changed: copied again, the others linked
+            handle.seek(size - 3)
+            handle.write(b"y")
+        (site / "content/s/1.md").write_text(chapter(body="Changed."))
+        peak, result = peak_rss("-m", "generator", "build", site)
+        assert result.returncode == 0, result.stderr
+        assert peak < 110 * MB
+        with open(site / "output/s/big-1.bin", "rb") as handle:
+            handle.seek(size - 3)
+            assert handle.read(2) == b"yx"
+        assert os.path.samefile(site / "output/s/big-0.bin", site / ".output.serialist-spare/s/big-0.bin")
+    finally:  # (pytest keeps the last runs' folders: not hundreds of megabytes of them)
+        for folder in ("output", ".output.serialist-spare", "content"):
+            shutil.rmtree(site / folder, ignore_errors=True)
