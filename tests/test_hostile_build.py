@@ -142,3 +142,37 @@ def test_large_files_beside_the_chapters_are_copied_without_holding_them(make_si
     finally:  # (pytest keeps the last runs' folders: not hundreds of megabytes of them)
         for folder in ("output", ".output.serialist-spare", "content"):
             shutil.rmtree(site / folder, ignore_errors=True)
+
+
+def test_a_long_text_is_rendered_in_a_few_times_its_size():
+    """A chapter of 10 MB: its tokens are let go of before its HTML is sanitized, and its words are counted a
+    piece at a time (20 bytes a word in one list would be twice the rest)."""
+    script = textwrap.dedent("""
+        import resource
+        from generator.markdown import markdown, render
+        paragraph = " ".join(["the quick brown fox jumps over a lazy dog"] * 12) + ".\\n\\n"
+        text = paragraph * (10_000_000 // len(paragraph))
+        markdown()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        html, words = render(text, "x")
+        assert words == 108 * text.count("\\n\\n"), words
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    grown = int(result.stdout) * 1024
+    assert grown < 10 * 10_000_000, f"{grown / MB:.0f} MiB more to render 10 MB of Markdown"
+
+
+@pytest.mark.parametrize("text", [
+    "One two, three.\n\nFour\tfive\u3000six seven eight nine ten.",
+    "日本語の文章です。 Some English words 그리고 한국어.\n\n- a list\n- of items",
+    "Un *mot* **gras** et `du code` ici.  \nUne ligne\ncoupée   là.",
+])
+def test_words_counted_a_piece_at_a_time_are_the_same_count(monkeypatch, text):
+    import generator.markdown as markdown_module
+
+    tokens = markdown_module.markdown().parse(text * 50, {"docId": "x"})
+    whole = markdown_module.count_words(tokens)
+    monkeypatch.setattr(markdown_module, "COUNT_PIECE", 7)
+    assert markdown_module.count_words(tokens) == whole
