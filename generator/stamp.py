@@ -1,4 +1,4 @@
-"""Is the output already up to date? A stamp of every input's size and time.
+"""Is the output already up to date? A stamp of every input's size, times and inode.
 
 After a successful build the stamp is saved in `.serialist-cache/state-*.json`; the
 next build compares a fresh stamp (file stats only: nothing is read or parsed)
@@ -17,25 +17,67 @@ from pathlib import Path
 from generator.cache import CACHE_DIR, atomic_write, digest
 
 
-
 def input_stamp(root: Path, folders: list[Path], files: list[Path], settings: str) -> str:
-    """A hash of the size and modification time of every file under `folders` and of `files`."""
+    """A hash of the size, times and inode of every file under `folders` and of `files`; "" when the inputs
+    cannot be vouched for by their stats (a folder of them is reached through a link to outside the site).
+
+    Links to folders are followed, as the build follows them (a story folder linked into `content/`, a theme's
+    `templates/`), when they stay inside the site or inside one of `folders`; a folder reached again (a loop,
+    or two links to one folder) is stamped once. A link's own text is part of the stamp, so pointing it
+    elsewhere is a change even when the files there look the same."""
+    inside = [root.resolve(), *(folder.resolve() for folder in folders)]
     parts: list[str] = [settings]
+    seen: set[tuple[int, int]] = set()  # the folders walked, by (device, inode)
     for folder in folders:
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            for name in sorted(filenames):
-                parts.append(_stat_line(Path(dirpath, name)))
-    parts += [_stat_line(path) for path in files]
+        if not _walk(str(folder), parts, seen, inside):
+            return ""
+    parts += [_stat_line(str(path)) for path in files]
     return digest("\n".join(parts))
 
 
-def _stat_line(path: Path) -> str:
+def _walk(top: str, parts: list[str], seen: set[tuple[int, int]], inside: list[Path]) -> bool:
+    """Add the stat line of every file under `top` to `parts`; False when a link leads out of `inside`."""
+    waiting = [top]  # (a stack, not recursion: a hostile input may nest folders thousands deep)
+    while waiting:
+        folder = waiting.pop()
+        try:
+            status = os.stat(folder)
+            key = (status.st_dev, status.st_ino)
+            if key in seen:
+                parts.append(f"{folder}\tagain")
+                continue
+            seen.add(key)
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            parts.append(f"{folder}\t-")
+            continue
+        folders: list[str] = []
+        for entry in entries:
+            try:
+                link = os.readlink(entry.path) if entry.is_symlink() else None
+                is_folder = entry.is_dir()  # (through a link)
+            except OSError:
+                link, is_folder = "?", False
+            if link is not None and is_folder:
+                if not any(Path(os.path.realpath(entry.path)).is_relative_to(place) for place in inside):
+                    return False
+                parts.append(f"{entry.path}\t-> {link}")
+                folders.append(entry.path)
+            elif is_folder:
+                folders.append(entry.path)
+            else:
+                parts.append(_stat_line(entry.path) + (f"\t-> {link}" if link is not None else ""))
+        waiting += reversed(folders)
+    return True
+
+
+def _stat_line(path: str) -> str:
     try:
-        st = path.stat()
-    except OSError:
+        st = os.stat(path)
+    except (OSError, ValueError):
         return f"{path}\t-"
-    return f"{path}\t{st.st_size}\t{st.st_mtime_ns}"
+    return f"{path}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}"
 
 
 def output_stamp(output: Path, manifest: str) -> str:

@@ -27,6 +27,81 @@ def built(site: Path):
     return build(site, BuildOptions(output=site / "output", now=NOW))
 
 
+# --- the up-to-date shortcut ------------------------------------------------------------------------------------
+
+def test_an_edit_in_a_story_folder_linked_into_content_is_built(make_site):
+    site = make_site({**BASE, "drafts/s/story.md": STORY, "drafts/s/1.md": chapter(body="FIRST-TEXT")})
+    (site / "content").mkdir()
+    (site / "content/s").symlink_to(site / "drafts/s")
+    built(site)
+    (site / "drafts/s/1.md").write_text(chapter(body="SECOND-TEXT"))
+    result = built(site)
+    assert not result.up_to_date
+    assert b"SECOND-TEXT" in (site / "output/s/1/index.html").read_bytes()
+    assert built(site).up_to_date
+
+
+def test_an_edit_to_a_template_in_a_linked_folder_is_built(make_site):
+    site = make_site({
+        "site.toml": 'title = "T"\nbase_url = "https://example.org/"\ntheme = "mine"\n',
+        "content/s/story.md": STORY, "content/s/1.md": chapter(),
+        "shared/templates/home.html": '{% extends "default/home.html" %}{% block main %}FIRST{% endblock %}',
+    })
+    (site / "themes/mine").mkdir(parents=True)
+    (site / "themes/mine/templates").symlink_to(site / "shared/templates")
+    for loop in ("loop", "again"):  # loops: each folder stamped once, not 2 ** 40 times
+        (site / "shared/templates" / loop).symlink_to(site / "shared")
+    built(site)
+    (site / "shared/templates/home.html").write_text(
+        '{% extends "default/home.html" %}{% block main %}SECOND{% endblock %}')
+    assert not built(site).up_to_date
+    assert b"SECOND" in (site / "output/index.html").read_bytes()
+    assert built(site).up_to_date
+
+
+def test_a_folder_linked_from_outside_the_site_defeats_the_shortcut(tmp_path):
+    """Its files are not walked (nothing outside the site is looked at), so the stamp cannot vouch for them."""
+    site, outside = tmp_path / "site", tmp_path / "outside"
+    (site / "content").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "1.md").write_text("text")
+    assert input_stamp(site, [site / "content"], [], "") != ""
+    (site / "content/s").symlink_to(outside)
+    assert input_stamp(site, [site / "content"], [], "") == ""
+
+
+def test_folders_nested_thousands_deep_are_stamped(tmp_path):
+    folder = tmp_path / "site/content"
+    folder.mkdir(parents=True)
+    deepest = folder
+    for _ in range(1200):  # (deeper than Python's recursion limit)
+        deepest /= "a"
+        deepest.mkdir()
+    try:
+        (deepest / "x.txt").write_text("one")
+        before = input_stamp(tmp_path / "site", [folder], [], "")
+        (deepest / "x.txt").write_text("two")
+        assert input_stamp(tmp_path / "site", [folder], [], "") not in ("", before)
+    finally:  # (by hand: pytest's own clean-up of old folders would recurse as deep, and fail)
+        (deepest / "x.txt").unlink(missing_ok=True)
+        while deepest != folder:
+            deepest.rmdir()
+            deepest = deepest.parent
+
+
+def test_an_edit_that_keeps_the_size_and_the_time_is_built(make_site):
+    """`cp -p`, `rsync -t`, `touch -r` and unpacking an archive give a file its old modification time back."""
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter(body="AAAA-TEXT")})
+    source = site / "content/s/1.md"
+    built(site)
+    before = source.stat()
+    source.write_text(chapter(body="BBBB-TEXT"))
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert source.stat().st_size == before.st_size
+    assert not built(site).up_to_date
+    assert b"BBBB-TEXT" in (site / "output/s/1/index.html").read_bytes()
+
+
 # --- the template cache -----------------------------------------------------------------------------------------
 
 def test_a_template_cache_that_cannot_be_written_does_not_fail_the_build(make_site, monkeypatch):
