@@ -220,14 +220,16 @@ def _copy_hashing(source: Path, target: Path) -> str:
 
 
 def write_output(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterable[AnyFile | Placed]],
-                 output: Path) -> int:
+                 output: Path, trusted: bool = True) -> int:
     """Write `files` as the new content of `output`; returns how many were written. `files` may be a function
     of how to put a file in place, for the processes that make files to put them in place themselves, giving
-    the `Placed` record of each (see `_write_locked`)."""
+    the `Placed` record of each (see `_write_locked`). Not `trusted`: something else changed the output since
+    the last build (a file edited by hand), so none of its files, nor of the spare copy that shares them, is
+    taken to be what its manifest says: every file is written afresh."""
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         with _locked(output):
-            return _write_locked(files, output)
+            return _write_locked(files, output, trusted)
     except OSError as exc:
         where = exc.filename or output
         raise OutputError(f"cannot write the output to {where}: {exc.strerror or exc}. "
@@ -371,7 +373,7 @@ class _Spare:
 
 
 def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterable[AnyFile | Placed]],
-                  output: Path) -> int:
+                  output: Path, trusted: bool = True) -> int:
     """Bring the spare copy of the output up to date, then swap it in.
 
     The spare is the output of the build before last, kept next to the output
@@ -388,9 +390,9 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
     removed at the end.
     """
     recover(output)
-    current = previous_manifest(output) or {}
+    current = (previous_manifest(output) or {}) if trusted else {}
     folder = _spare(output)
-    have = previous_manifest(folder) if folder.is_dir() else None
+    have = previous_manifest(folder) if trusted and folder.is_dir() else None
     if have is None:  # no spare, or one a killed build left half-updated
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
@@ -441,6 +443,8 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
     manifest = "".join(f"{path}\t{wanted[path]}\n" for path in sorted(wanted))
     (folder / MANIFEST).write_text(manifest, "utf-8")
     _swap_in(folder, output)
+    if not trusted:  # the output before, now the spare, is not what its manifest says either
+        (folder / MANIFEST).unlink(missing_ok=True)
     return written
 
 

@@ -1,9 +1,9 @@
-"""Is the output already up to date? A stamp of every input's size, times and inode.
+"""Is the output already up to date? A stamp of every input's size, times and inode, and of the output's.
 
-After a successful build the stamp is saved in `.serialist-cache/state-*.json`; the
-next build compares a fresh stamp (file stats only: nothing is read or parsed)
-and, when nothing changed, no scheduled chapter has come due and the output is
-still what the last build wrote, does nothing at all.
+After a successful build the stamps are saved in `.serialist-cache/state-*.json`; the
+next build compares fresh stamps (file stats only: nothing is read or parsed but the
+output's manifest) and, when no input changed, no scheduled chapter has come due and
+every file of the output is still the one the last build wrote, does nothing at all.
 """
 
 from __future__ import annotations
@@ -80,11 +80,20 @@ def _stat_line(path: str) -> str:
     return f"{path}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}\t{st.st_ino}"
 
 
+OUTPUT_STAMP = "files-"  # how a stamp of the output's files begins (an older one, of the manifest alone, did not)
+
+
 def output_stamp(output: Path, manifest: str) -> str:
+    """A hash of the manifest and of the stat of every file it lists (size, times, inode): a file of the output
+    deleted, replaced or edited since the last build changes it, and so does a manifest that is not there ("")."""
     try:
-        return digest((output / manifest).read_bytes())
+        data = (output / manifest).read_bytes()
     except OSError:
         return ""
+    base = f"{output}/"
+    paths = [line.partition("\t")[0] for line in data.decode("utf-8", "replace").splitlines()]
+    stats = "\n".join(_stat_line(base + path) for path in paths)
+    return OUTPUT_STAMP + digest(data, stats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +110,11 @@ class BuildState:
     def current(self, inputs: str, output: str, now: datetime) -> bool:
         due = datetime.fromisoformat(self.valid_until) if self.valid_until else None
         return self.inputs == inputs and self.output == output and bool(output) and (due is None or now < due)
+
+    def output_changed(self, output: str) -> bool:
+        """Whether something else than a build changed the output (stamped `output` now) since this state's build:
+        a file of it edited, replaced or deleted by hand. (Not known from a state of an older kind.)"""
+        return bool(output) and self.output.startswith(OUTPUT_STAMP) and output != self.output
 
 
 def _path(root: Path, output: Path) -> Path:

@@ -18,6 +18,7 @@ from conftest import NOW, STORY, chapter, run_cli
 from generator.build import build
 from generator.cache import CACHE_DIR
 from generator.config import BuildOptions
+from generator.output import MANIFEST
 from generator.stamp import input_stamp
 
 BASE = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n'}
@@ -100,6 +101,49 @@ def test_an_edit_that_keeps_the_size_and_the_time_is_built(make_site):
     assert source.stat().st_size == before.st_size
     assert not built(site).up_to_date
     assert b"BBBB-TEXT" in (site / "output/s/1/index.html").read_bytes()
+
+
+def test_a_file_deleted_from_the_output_comes_back(make_site):
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter()})
+    built(site)
+    home = (site / "output/index.html").read_bytes()
+    (site / "output/index.html").unlink()
+    assert not built(site).up_to_date
+    assert (site / "output/index.html").read_bytes() == home
+    assert built(site).up_to_date
+
+
+def test_a_file_edited_in_the_output_is_made_again(make_site):
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter()})
+    built(site)
+    page = site / "output/s/1/index.html"
+    good, before = page.read_bytes(), page.stat()
+    with open(page, "r+b") as handle:  # in place, the same size, its time put back
+        handle.write(b"X" * 20)
+    os.utime(page, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert not built(site).up_to_date
+    assert page.read_bytes() == good
+
+
+def test_a_state_of_the_kind_before_takes_the_output_as_it_is(make_site):
+    """A state saved before the output's stamp had its files' stats in it (a stamp of the manifest alone) does
+    not make the next build take the output for one edited by hand, and write every file again."""
+    import json
+
+    from generator.cache import digest
+    from generator.stamp import _path
+
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter(),
+                      "content/s/2.md": chapter("Two", "2025-01-02")})
+    built(site)
+    state = json.loads(_path(site, site / "output").read_text())
+    state["output"] = digest((site / "output" / MANIFEST).read_bytes())
+    _path(site, site / "output").write_text(json.dumps(state))
+    page = site / "output/s/1/index.html"
+    before = page.stat().st_mtime_ns
+    (site / "content/s/2.md").write_text(chapter("Two", "2025-01-02", body="Other words here."))  # as many
+    assert built(site).files_written
+    assert page.stat().st_mtime_ns == before
 
 
 # --- the template cache -----------------------------------------------------------------------------------------
