@@ -16,6 +16,7 @@ and line.
 
 from __future__ import annotations
 
+import os
 import re
 from html import unescape
 from pathlib import Path
@@ -24,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from generator.errors import ProblemLog
 from generator.model import Site
-from generator.output import OutputFile
+from generator.output import CopiedFile
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -183,11 +184,12 @@ def _parents(path: str) -> Iterable[str]:
     return ("/".join(parts[:i]) for i in range(1, len(parts)))
 
 
-def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[OutputFile]:
-    """Every story's files, for the output; a file where the site puts a page of its own is an error."""
+def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[CopiedFile]:
+    """Every story's files, for the output (copied there a piece at a time: a file of hundreds of megabytes is
+    never held in memory); a file where the site puts a page of its own is an error."""
     files = set(made)
     folders = {parent for path in files for parent in _parents(path)}
-    copied: list[OutputFile] = []
+    copied: list[CopiedFile] = []
     for story in site.stories:
         for asset in story.assets:
             if asset.path in files or asset.path in folders or any(p in files for p in _parents(asset.path)):
@@ -195,9 +197,9 @@ def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[Output
                           "puts a page of the site; rename it, or move it into a folder such as images/")
                 continue
             try:
-                data = asset.source.read_bytes()
+                os.close(os.open(asset.source, os.O_RDONLY))  # read when it is written
             except OSError as exc:
                 log.error(asset.source, None, f"cannot read the file: {exc.strerror}")
                 continue
-            copied.append(OutputFile(asset.path, data))
+            copied.append(CopiedFile(asset.path, asset.source))
     return copied

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from generator.markdown import LinkTargets
 from generator.progress import no_progress
-from generator.output import MANIFEST, AnyFile, OutputFile, check_output_location, write_output
+from generator.output import MANIFEST, AnyFile, CopiedFile, OutputFile, check_output_location, write_output
 from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
 from generator.theme import Theme, compile_into, find_theme
 
@@ -75,16 +75,18 @@ def _settings(options: BuildOptions, theme: Theme) -> str:
 
 
 def _up_to_date(root: Path, config: SiteConfig, theme: Theme, options: BuildOptions,
-                now: datetime) -> tuple[str, BuildState | None]:
-    """The input stamp, and the saved state when the output already matches it."""
+                now: datetime) -> tuple[str, BuildState | None, bool]:
+    """The input stamp; the saved state when the output already matches it; and whether the output is as the
+    last build left it, as far as is known (False: a file of it was edited, replaced or deleted since)."""
     if not (options.cache and options.write):
-        return "", None
+        return "", None, True
     inputs = input_stamp(root, [config.content_dir, *theme.folders], [config.config_path],
                          _settings(options, theme))
     state = load_state(root, options.output)
-    if state and state.current(inputs, output_stamp(options.output, MANIFEST), now):
-        return inputs, state
-    return inputs, None
+    output = output_stamp(options.output, MANIFEST) if state else ""
+    if state and state.current(inputs, output, now):
+        return inputs, state, True
+    return inputs, None, state is None or not state.output_changed(output)
 
 
 RELEASE_WORDS = 1_000_000  # from here on, what a stage frees is worth giving back (see `_release_memory`)
@@ -181,7 +183,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
         check_output_location(options.output, root, config.content_dir)
     theme = find_theme(config)
     stages.done("config")
-    inputs, state = _up_to_date(root, config, theme, options, now)
+    inputs, state, trusted = _up_to_date(root, config, theme, options, now)
     if state is not None:
         return BuildResult(state.stories, state.chapters, state.words, 0, time.perf_counter() - started,
                            tuple(Problem(Path(p), line, message, "warning") for p, line, message in state.warnings),
@@ -256,17 +258,19 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     files += copy_assets(site, [f.path for f in files], log)
     log.raise_if_errors(strict=options.strict)
     stages.done("files")
-    files += [OutputFile(path, source.read_bytes()) for path, source in static_files(theme).items()]
+    files += [CopiedFile(path, source) for path, source in static_files(theme).items()]
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
     output_notes: list[Problem] = []  # files kept in the output that Serialist did not make
     try:
         if options.write:
-            forget_state(root, options.output)  # a build killed from here on must not leave a stale "up to date"
+            if trusted:  # (the state of an output not to be trusted is kept until a build replaces it: it says so)
+                forget_state(root, options.output)  # a build killed from here on must not leave a stale "up to date"
             written = write_output(lambda place: made(files, os.cpu_count() or 1, place, progress), options.output,
                                    scratch=options.scratch or root / CACHE_DIR,
-                                   unpublished=options.drafts or options.future, warnings=output_notes)
+                                   unpublished=options.drafts or options.future, warnings=output_notes,
+                                   trusted=trusted)
         else:
             written = 0
             for page in pages:  # `check` renders every page all the same, to find the theme's errors

@@ -128,8 +128,24 @@ def count_words(tokens: list[Token]) -> int:
     text = "".join(parts)
     if (text.isascii() or not text.encode("utf-8", "surrogatepass").translate(None, _BEFORE_CJK)
             or not _cjk().search(text)):
-        return len(text.split())
-    return len(word_pattern().findall(text))
+        return _in_pieces(text, lambda piece: len(piece.split()))
+    return _in_pieces(text, lambda piece: len(word_pattern().findall(piece)))
+
+
+COUNT_PIECE = 1 << 16  # characters of text whose words are counted at a time
+
+
+def _in_pieces(text: str, count: Callable[[str], int]) -> int:
+    """`count(text)`, summed over pieces of it cut at spaces (where no word goes on), so that the words of a
+    long text are never all in one list: a text of 100 MB has some 20 million, a list of over a gigabyte."""
+    total = start = 0
+    while len(text) - start > COUNT_PIECE:
+        cut = text.find(" ", start + COUNT_PIECE)
+        if cut < 0:
+            break
+        total += count(text[start:cut])
+        start = cut
+    return total + count(text[start:] if start else text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +255,9 @@ def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTa
     if origin is not None and targets is not None and log is not None:
         rewrite_files(tokens, origin, targets, log)
         _rewrite_links(tokens, origin, targets, log)
-    return sanitize(md.renderer.render(tokens, md.options, env)), count_words(tokens)
+    html, words = md.renderer.render(tokens, md.options, env), count_words(tokens)
+    del tokens  # (several times the text's size: let go of before the HTML is sanitized)
+    return sanitize(html), words
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
 
 from generator.errors import OutputError, Problem, display_path
 
@@ -84,7 +84,16 @@ class LazyFile:
         return self.make()
 
 
-AnyFile = OutputFile | LazyFile
+@dataclass(frozen=True, slots=True)
+class CopiedFile:
+    """A file published as it is (an image beside the chapters, a theme's static file): copied from `source`
+    into the output a piece at a time, and hashed as it is read, never held in memory whole."""
+
+    path: str
+    source: Path
+
+
+AnyFile = OutputFile | LazyFile | CopiedFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -556,22 +565,57 @@ def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+COPY_CHUNK = 1 << 20  # what a copied file is read and written in, at a time
+
+
+def _read(source: Path) -> BinaryIO:
+    try:
+        return open(source, "rb")
+    except OSError as exc:
+        raise OutputError(f"cannot read {source}: {exc.strerror or exc}. The previous output is unchanged.") from None
+
+
+def source_hash(source: Path) -> str:
+    """`file_hash` of the bytes of the file `source`, read a piece at a time."""
+    with _read(source) as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:32]
+
+
+def _copy_hashing(source: Path, target: Path) -> str:
+    """Copy `source` over `target` (atomically, through a new file: `target` may be a hard link to the output's
+    own file), a piece at a time; the `file_hash` of what was copied."""
+    digest = hashlib.sha256()
+    buffer = bytearray(COPY_CHUNK)
+    view = memoryview(buffer)
+    temporary = target.with_name(f".{target.name}{_TEMPORARY}")
+    with _read(source) as handle:
+        temporary.unlink(missing_ok=True)  # (never written through: it may be a link a killed build left)
+        with open(temporary, "xb") as out:
+            while size := handle.readinto(buffer):
+                digest.update(view[:size])
+                out.write(view[:size])
+    os.replace(temporary, target)
+    return digest.hexdigest()[:32]
+
+
 def write_output(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterable[AnyFile | Placed]],
                  output: Path, *, scratch: Path | None = None, unpublished: bool = False,
-                 warnings: list[Problem] | None = None) -> int:
+                 warnings: list[Problem] | None = None, trusted: bool = True) -> int:
     """Write `files` as the new content of `output`; returns how many were written. `files` may be a function
     of how to put a file in place, for the processes that make files to put them in place themselves, giving
     the `Placed` record of each (see `_write_locked`).
 
     `scratch`: the folder to keep the scratch folders in (the site's `.serialist-cache/`); None: beside the
     output. `unpublished`: the files include drafts or chapters dated in the future. A warning for each file
-    kept that Serialist did not make, inside a folder it makes, is added to `warnings`."""
+    kept that Serialist did not make, inside a folder it makes, is added to `warnings`. Not `trusted`: something
+    else changed the output since the last build (a file edited by hand), so none of its files, nor of the spare
+    copy that shares them, is taken to be what its manifest says: every file is written afresh."""
     try:
         target = _target(output)
         target.parent.mkdir(parents=True, exist_ok=True)
         places = scratch_for(target, scratch)
         with _locked(places.lock):
-            return _write_locked(files, target, places, unpublished, output, warnings)
+            return _write_locked(files, target, places, unpublished, output, warnings, trusted)
     except OSError as exc:
         where = exc.filename or output
         raise OutputError(f"cannot write the output to {where}: {exc.strerror or exc}. "
@@ -690,6 +734,20 @@ class _Spare:
     current: dict[str, str]  # the current output's files → digest
     have: dict[str, str]  # the spare's files → digest, as the build before last left them
 
+    def copy(self, path: str, source: Path, folder_made: bool = False) -> tuple[str, bool]:
+        """`place` for a `CopiedFile`: its bytes are read from `source` as they are hashed and copied."""
+        digest = source_hash(source)
+        target = self.folder / path
+        if self.have.get(path) == digest and target.is_file():
+            return digest, False
+        if not folder_made:
+            _make_folder(self.folder, target.parent)
+        if target.is_dir() and not target.is_symlink():  # an old folder where a file now goes
+            shutil.rmtree(target)
+        if self.current.get(path) == digest and _replace_with_link(self.output / path, target):
+            return digest, False
+        return _copy_hashing(source, target), True  # (what was copied, should `source` have changed since)
+
     def place(self, path: str, data: bytes, folder_made: bool = False) -> tuple[str, bool]:
         """Put one file into the spare: (its digest, whether its bytes were written rather than linked to the
         current output's same file, or left as the spare already had them). `folder_made`: its folder is
@@ -720,7 +778,7 @@ def _fresh_spare(folder: Path, home: Path) -> None:
 
 def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterable[AnyFile | Placed]],
                   output: Path, scratch: _Scratch, unpublished: bool, given: Path,
-                  warnings: list[Problem] | None) -> int:
+                  warnings: list[Problem] | None, trusted: bool = True) -> int:
     """Bring the spare copy of the output up to date, then swap it in.
 
     The spare is the output of the build before last, kept in the scratch
@@ -741,10 +799,11 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
     _recover(output, scratch)
     _check_writable(output, given)
     previous = read_manifest(output)
-    current = previous.files if previous is not None else {}
+    made = previous.files if previous is not None else {}  # what the last build made
+    current = made if trusted else {}  # what of it may be reused: nothing, after a hand edit
     in_place = output.is_dir() and os.path.ismount(output)  # it cannot be swapped: written into
     folder = scratch.spare
-    have_manifest = read_manifest(folder) if folder.is_dir() and not folder.is_symlink() else None
+    have_manifest = read_manifest(folder) if trusted and folder.is_dir() and not folder.is_symlink() else None
     if have_manifest is None:  # no spare, or one a killed build left half-updated
         _fresh_spare(folder, scratch.home)
         have: dict[str, str] = {}
@@ -759,6 +818,11 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
             folder_made.result()  # the write that makes the folder, submitted earlier: running or done
         return spare.place(path, data, folder_made=folder_made is not None)
 
+    def copy(path: str, source: Path, folder_made: Future[tuple[str, bool]] | None) -> tuple[str, bool]:
+        if folder_made is not None:
+            folder_made.result()
+        return spare.copy(path, source, folder_made=folder_made is not None)
+
     # The file system's work (a new folder for every chapter's page) and hashing are done on other threads,
     # while this one takes the next pages from the processes that make them: both let go of the GIL.
     folders: dict[Path, Future[tuple[str, bool]]] = {}  # folder → the write that makes it
@@ -769,13 +833,16 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
         try:
             for item in files(spare.place) if callable(files) else files:
                 if looking is None:
-                    looking = looker.submit(_look, output, current)
+                    looking = looker.submit(_look, output, made)
                 if isinstance(item, Placed):
                     wanted[check_path(item.path)] = item.digest
                     written += item.written
                     continue
                 parent = (folder / item.path).parent
-                future = writers.submit(place, item.path, item.data, folders.get(parent))
+                if isinstance(item, CopiedFile):  # (read, hashed and copied by the writer thread)
+                    future = writers.submit(copy, item.path, item.source, folders.get(parent))
+                else:
+                    future = writers.submit(place, item.path, item.data, folders.get(parent))
                 wanted[item.path] = ""  # (its digest comes with the write, below)
                 folders.setdefault(parent, future)
                 pending.append((item.path, future))
@@ -786,7 +853,7 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
         finally:
             for _, future in pending:
                 future.cancel()
-        found = looking.result() if looking is not None else _look(output, current)
+        found = looking.result() if looking is not None else _look(output, made)
     _remove(folder, [path for path in have if path not in wanted], wanted)
     write_manifest(folder, wanted, unpublished)
 
@@ -804,11 +871,13 @@ def _write_locked(files: Iterable[AnyFile | Placed] | Callable[[Placing], Iterab
         except _CannotSwap:
             in_place = True
     if in_place:
-        _write_in_place(folder, output, current, wanted, unpublished, previous is None or previous.unpublished,
-                        given)
+        _write_in_place(folder, output, made, wanted, unpublished, previous is None or previous.unpublished,
+                        given, trusted)
         spare_unpublished = unpublished  # the spare is the new output
     if not scratch.private and spare_unpublished:
         _delete(scratch.home, folder)  # no build with drafts left beside the output
+    elif not trusted and not in_place and folder.is_dir():  # the output before, now the spare, is not what
+        (folder / MANIFEST).unlink(missing_ok=True)  # its manifest says either
     return written
 
 
@@ -893,23 +962,26 @@ def _swap_in(staging: Path, output: Path, carry: list[str], scratch: _Scratch) -
 
 
 def _write_in_place(staging: Path, output: Path, current: dict[str, str], wanted: dict[str, str],
-                    unpublished: bool, was_unpublished: bool, given: Path) -> None:
+                    unpublished: bool, was_unpublished: bool, given: Path, trusted: bool = True) -> None:
     """Bring `output` to what `staging` holds file by file, each atomically, removing what it no longer has last:
     for an output folder that cannot be swapped (a mount point). Until it is done, the manifest lists every file
     either build made, those being replaced without a digest, so that a build killed meanwhile leaves nothing
-    that the next one would take for the author's."""
+    that the next one would take for the author's. Not `trusted`: every file is written again, none kept as it
+    is (something else changed the output since the last build)."""
     meanwhile = {path: "" for path in current.keys() | wanted.keys()}
     meanwhile.update((path, digest) for path, digest in current.items() if wanted.get(path) == digest)
     try:
         write_manifest(output, meanwhile, unpublished or was_unpublished)
         for path, digest in sorted(wanted.items()):
             target = output / path
-            if current.get(path) == digest and _is_file(target):
+            if trusted and current.get(path) == digest and _is_file(target):
                 continue
             _make_folder(output, target.parent)
             if target.is_dir() and not target.is_symlink():  # an old folder of ours where a file now goes
                 _delete(output, target)
-            _replace_with_bytes((staging / path).read_bytes(), target)
+            temporary = target.with_name(f".{target.name}{_TEMPORARY}")
+            shutil.copyfile(staging / path, temporary)  # (a piece at a time: it may be a large image)
+            os.replace(temporary, target)
         _remove(output, [path for path in current if path not in wanted], wanted)
         write_manifest(output, wanted, unpublished)
     except OSError as exc:

@@ -10,6 +10,7 @@ theme can override one template or `{% extends "default/base.html" %}`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -99,6 +100,29 @@ def _rfc822(value: datetime | None) -> str:
     return format_datetime(value) if value else ""
 
 
+@functools.cache
+def _quiet_bytecode_cache() -> type[jinja2.FileSystemBytecodeCache]:
+    """Jinja2's bytecode cache in files, which a build never fails for: a compiled template that cannot be read
+    or is damaged is compiled afresh, and one that cannot be written (a full disk, a read-only cache folder) is
+    not kept. Either only costs compile time."""
+    import jinja2
+
+    class QuietBytecodeCache(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # noqa: BLE001 - unreadable or damaged (a bad pickle raises anything): not cached
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().dump_bytecode(bucket)
+            except OSError:
+                pass
+
+    return QuietBytecodeCache
+
+
 def make_environment(theme: Theme, bytecode_dir: Path | None = None, auto_reload: bool = True) -> jinja2.Environment:
     """The Jinja2 environment of `theme`; compiled templates are kept in `bytecode_dir` when given
     (keyed by each template's source, so an edited template is compiled afresh). Without `auto_reload`
@@ -111,7 +135,7 @@ def make_environment(theme: Theme, bytecode_dir: Path | None = None, auto_reload
     if bytecode_dir is not None:
         try:
             bytecode_dir.mkdir(parents=True, exist_ok=True)
-            bytecode = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
+            bytecode = _quiet_bytecode_cache()(str(bytecode_dir))
         except OSError:
             bytecode = None  # only costs compile time
     env = jinja2.Environment(
