@@ -1,0 +1,94 @@
+"""Hostile or unlucky text on its way into HTML and XML: the author's HTML left open. Through a real build: the
+chapter page, the feeds and the EPUB."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from datetime import date, timedelta
+from html import unescape
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from conftest import NOW, write_files
+from generator.build import build
+from generator.config import BuildOptions
+
+BASE = "https://example.org/fic/"
+STORY = "---\ntitle: The Box\nauthor: Ann\nrating: General Audiences\nstatus: ongoing\n---\nA summary.\n"
+
+
+def site(root: Path, files: dict[str, str | bytes]) -> Path:
+    return write_files(root, {"site.toml": f'title = "Scratch"\nbase_url = "{BASE}"\nfeed_items = 100\n',
+                              "content/box/story.md": STORY, **files})
+
+
+def chapter(title: str, number: int, body: str, extra: str = "") -> str:
+    return f"---\ntitle: {title}\ndate: {date(2025, 1, 1) + timedelta(days=number)}\n{extra}---\n{body}\n"
+
+
+def text(html: bytes | str) -> str:
+    """The text of HTML or XHTML, as a reader sees it (one space between words)."""
+    html = html.decode("utf-8") if isinstance(html, bytes) else html
+    return " ".join(unescape(re.sub(r"<[^>]*>", " ", html)).split())
+
+
+def epub_documents(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as book:
+        return {name: book.read(name) for name in book.namelist() if name.endswith((".xhtml", ".opf", ".ncx"))}
+
+
+# --- the author's HTML left open ----------------------------------------------------------------------------------
+
+# An element whose content is raw text, a `template`, `plaintext` and a comment, left open: the sanitiser would
+# take the rest of the chapter for part of it.
+OPEN = ["<script>", "<style>", "<template>", "<textarea>", "<title>", "<xmp>", "<iframe>", "<noscript>", "<noembed>",
+        "<noframes>", "<plaintext>", "<SCRIPT type='x'>", "<!--"]
+# Each in the middle of a sentence, and where markdown-it takes it for the start of a block of HTML.
+PLACES = {
+    "inline": "She typed {tag} into the box, and AFTER{n} the rest of the chapter.\n\nPARA{n} goes on *here*.",
+    "block": "{tag}\nAFTER{n} on the next line.\n\nPARA{n} goes on *here*.",
+    "quote": "> {tag}\n> AFTER{n} in the quote.\n\nPARA{n} goes on *here*.",
+}
+CASES = [(place, tag) for place in PLACES for tag in OPEN if (place, tag) != ("inline", "<!--")]  # (that one is text)
+# And a tag whose quote is left open, in a block of HTML: it would take the text up to the next quote.
+CASES.append(("block", '<div title="oops'))
+
+
+@pytest.fixture(scope="module")
+def open_markup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    files = {f"content/box/{n:02d}-case.md": chapter(f"Case {n}", n, PLACES[place].format(tag=tag, n=n)
+                                                     + " [A link](https://example.org/) and END.")
+             for n, (place, tag) in enumerate(CASES, start=1)}
+    files["content/box/99-closed.md"] = chapter("Closed", 99, "Safe <script>alert('SCRIPT-BODY')</script> DONE99.")
+    root = site(tmp_path_factory.mktemp("open") / "site", files)
+    build(root, BuildOptions(output=root / "output", now=NOW))
+    return root / "output"
+
+
+@pytest.mark.parametrize("number", range(1, len(CASES) + 1), ids=[f"{p}-{t}" for p, t in CASES])
+def test_html_left_open_does_not_take_the_rest_of_the_chapter(open_markup: Path, number: int) -> None:
+    """What follows an unclosed `<script>` (and the like) is on the page, in the feed and in the EPUB."""
+    wanted = [f"AFTER{number}", f"PARA{number}", "END."]
+    html = (open_markup / f"box/{number:02d}-case/index.html").read_text("utf-8")
+    assert f"PARA{number} goes on <em>here</em>" in html  # Markdown still, not the author's HTML
+    page = text(html)
+    assert all(word in page for word in wanted), page
+    tag = CASES[number - 1][1]
+    if not tag.startswith("<!--"):  # (a comment's `--` is a dash, as anywhere in the text)
+        assert tag.split()[0] in page  # the tag left open is shown as text
+    items = {entry.title: entry.description for entry in feedparser.parse(
+        (open_markup / "box/feed.xml").read_bytes()).entries}
+    assert all(word in text(items[f"The Box - Chapter {number}: Case {number}"]) for word in wanted)
+    book = epub_documents(open_markup / "box/box.epub")
+    assert all(word in text(book[f"EPUB/chapter-{number}.xhtml"]) for word in wanted)
+
+
+def test_a_script_left_open_is_text_and_one_with_its_end_tag_is_left_out(open_markup: Path) -> None:
+    page = text((open_markup / "box/01-case/index.html").read_bytes())
+    assert "She typed <script> into the box, and AFTER1 the rest of the chapter." in page
+    page = (open_markup / "box/99-closed/index.html").read_text("utf-8")
+    assert "DONE99" in page and "SCRIPT-BODY" not in page
+    assert "SCRIPT-BODY" not in (open_markup / "box/feed.xml").read_text("utf-8")
