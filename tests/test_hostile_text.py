@@ -1,20 +1,23 @@
-"""Hostile or unlucky text on its way into HTML and XML: the author's HTML left open. Through a real build: the
-chapter page, the feeds and the EPUB."""
+"""Hostile or unlucky text on its way into HTML and XML: the author's HTML left open, and characters XML does not
+allow. Each through a real build: the chapter page, the feeds and the EPUB."""
 
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 import zipfile
 from datetime import date, timedelta
 from html import unescape
 from pathlib import Path
 
 import feedparser
+import html5lib
 import pytest
 
 from conftest import NOW, write_files
 from generator.build import build
 from generator.config import BuildOptions
+from test_epub import epubcheck
 
 BASE = "https://example.org/fic/"
 STORY = "---\ntitle: The Box\nauthor: Ann\nrating: General Audiences\nstatus: ongoing\n---\nA summary.\n"
@@ -92,3 +95,74 @@ def test_a_script_left_open_is_text_and_one_with_its_end_tag_is_left_out(open_ma
     page = (open_markup / "box/99-closed/index.html").read_text("utf-8")
     assert "DONE99" in page and "SCRIPT-BODY" not in page
     assert "SCRIPT-BODY" not in (open_markup / "box/feed.xml").read_text("utf-8")
+
+
+# --- characters XML does not allow --------------------------------------------------------------------------------
+
+FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
+CONTROLS = {
+    "site.toml": f'title = "Scratch \\u0001 Site"\ndescription = "About \\u000c this"\nauthor = "Ann \\u0085"\n'
+                 f'base_url = "{BASE}"\n',
+    "content/box/story.md": '---\ntitle: "The \\x01 Box"\nauthor: "Ann \\x0c"\nrating: General Audiences\n'
+                            'tags: ["Form \\x0c feed", "Clean"]\nfandoms: ["Fan \\uFFFF dom"]\n'
+                            'notes_before: "Work note &#xC; here"\n---\nA summary &#1; with &#xFFFF; in it.\n',
+    "content/box/01-one.md": chapter(
+        "One \\x0b", 1,
+        "Form feed A &#xC; B, a title <span title='&#1;'>TITLED</span>, &#xFFFF; and &#xD800; and &#x7f;.\n\n"
+        "Raw <b>&#x85;&#xFDD0;&#1;&#xC;&#xFFFE;&#xDFFF;</b> END-XML.\n\nRaw \x0c form feed.",
+        extra='summary: "Sum &#xC; mary"\nnotes_before: "Note &#1; before"\nnotes_after: "Note &#xFFFF; after"\n'),
+}
+
+
+@pytest.fixture(scope="module")
+def controls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = write_files(tmp_path_factory.mktemp("controls") / "site", CONTROLS)
+    build(root, BuildOptions(output=root / "output", now=NOW))
+    return root / "output"
+
+
+def test_feeds_and_sitemap_are_xml_whatever_the_text_holds(controls: Path) -> None:
+    for name in ("feed.xml", "box/feed.xml", "sitemap.xml"):
+        data = (controls / name).read_bytes()
+        ET.fromstring(data)  # raises on a character XML does not allow
+        assert not FORBIDDEN.search(data.decode("utf-8")), name
+    feed = feedparser.parse((controls / "box/feed.xml").read_bytes())
+    assert not feed.bozo, feed.bozo_exception
+    assert "END-XML" in feed.entries[0].description and "TITLED" in feed.entries[0].description
+    assert "Scratch" in feedparser.parse((controls / "feed.xml").read_bytes()).feed.title
+
+
+def test_epub_documents_are_xml_whatever_the_text_holds(controls: Path) -> None:
+    documents = epub_documents(controls / "box/box.epub")
+    for name, data in documents.items():
+        ET.fromstring(data)
+        assert not FORBIDDEN.search(data.decode("utf-8")), name
+    assert "END-XML" in text(documents["EPUB/chapter-1.xhtml"])
+    assert "Scratch" in text(documents["EPUB/content.opf"])  # the publisher, not left out whole
+
+
+def test_pages_hold_no_character_html_counts_as_an_error(controls: Path) -> None:
+    parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
+    pages = sorted(controls.rglob("*.html"))
+    assert pages
+    for page in pages:
+        data = page.read_bytes()
+        parser.parse(data)  # raises on a control character or a non-character
+        assert not FORBIDDEN.search(data.decode("utf-8")), page
+    chapter_page = text((controls / "box/01-one/index.html").read_bytes())
+    assert "Form feed A B, a title TITLED" in chapter_page and "END-XML" in chapter_page
+
+
+@pytest.mark.slow
+def test_epub_with_forbidden_characters_passes_epubcheck(controls: Path) -> None:
+    assert epubcheck(controls / "box/box.epub") == []
+
+
+def test_the_quick_look_finds_every_character_xml_text_removes() -> None:
+    """`xml_utf8` looks at a document's bytes rather than its characters: it must find the same ones."""
+    from generator.xmlchars import xml_text, xml_utf8
+
+    for code in [*range(0x11000), *range(0x1FFF0, 0x20010), *range(0x10FFF0, 0x110000)]:
+        sample = f"a{chr(code)}é"
+        assert xml_utf8(sample) == xml_text(sample).encode("utf-8", "surrogatepass"), hex(code)
+        assert (xml_text(sample) == sample) == (FORBIDDEN.search(sample) is None), hex(code)
