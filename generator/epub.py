@@ -43,7 +43,7 @@ import isal
 from isal import isal_zlib
 
 from generator import urls
-from generator.assets import FILE_SCHEME, IMAGE_TYPES, placeholder_paths
+from generator.assets import FILE_SCHEME, IMAGE_TYPES, SvgError, placeholder_paths, published_bytes
 from generator.cache import CACHE_DIR, Cache, atomic_write, digest
 from generator.config import SiteConfig
 from generator.markdown import LINK_SCHEME
@@ -613,8 +613,8 @@ def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, byt
         asset = assets.get(path)
         if asset is not None and Path(path).suffix.lower() in IMAGE_TYPES and path not in found:
             try:
-                found[path] = asset.source.read_bytes()
-            except OSError:
+                found[path] = published_bytes(asset)[0]  # an SVG image as on the site: without scripts
+            except (OSError, SvgError):
                 continue  # the copy stage reports it
     return found
 
