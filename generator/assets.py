@@ -12,20 +12,29 @@ link relative to each page that shows the text (`resolve_files`, called from
 `markdown.resolve_links`), an absolute URL in feeds, and an embedded file in
 the EPUB. A reference to an image that is not there is an error with the file
 and line.
+
+An SVG image is a document that can hold scripts, which a browser runs when the
+image is opened on its own, on the site's own address. So an SVG is published
+(and put in the EPUB) without them (`published_bytes`, `clean_svg`): without
+`<script>`, `<foreignObject>`, event handlers (`onload=`…), and `javascript:`
+links; one that is not XML, declares entities, or is not an SVG at all is an
+error naming it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import xml.parsers.expat
 from html import unescape
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
 from generator.errors import ProblemLog
-from generator.model import Site
-from generator.output import CopiedFile
+from generator.model import Asset, Site
+from generator.output import CopiedFile, OutputFile
 
 if TYPE_CHECKING:
     from markdown_it.token import Token
@@ -177,6 +186,204 @@ def rewrite_files(tokens: list[Token], origin: Origin, targets: LinkTargets, log
                 child.content = _rewrite_raw(child.content, origin, line, targets, log)
 
 
+# --- SVG images -----------------------------------------------------------------------------------------------
+
+SVG_NAMESPACE = "http://www.w3.org/2000/svg"
+_XHTML_NAMESPACE = "http://www.w3.org/1999/xhtml"
+_XML_NAMESPACE = "http://www.w3.org/XML/1998/namespace"
+# Elements left out with everything in them (by their name without prefix, in lower case, in any namespace):
+# scripts, HTML inside the image, and SVG Tiny's event handlers.
+_UNSAFE_ELEMENTS = frozenset({"script", "foreignobject", "handler", "listener"})
+_ANIMATIONS = frozenset({"set", "animate", "animatecolor", "animatemotion", "animatetransform"})
+_DATA_IMAGE = frozenset({"image", "feimage"})  # may show an image from a `data:image/…` URL
+_URL_NOISE = re.compile(r"[\x00-\x20]+")  # what a browser ignores in a URL before its scheme
+
+
+class SvgError(Exception):
+    """An SVG image that cannot be published: the message says why and what to do (`line`, in the file)."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _Unsafe(Exception):
+    """Raised while only looking: the image has something to leave out."""
+
+
+class _SvgReader:
+    """The handlers of an expat parser reading an SVG image: with `write` False, only to look (raising `_Unsafe`
+    at the first thing to leave out); else writing the image again into `out` without what is unsafe (named
+    in `removed`)."""
+
+    def __init__(self, write: bool) -> None:
+        self.write = write
+        self.out: list[str] = []
+        self.removed: dict[str, None] = {}
+        self.namespaces: list[dict[str, str]] = [{"xml": _XML_NAMESPACE}]  # prefix ("" the default) → namespace
+        self.skipping = 0  # how deep inside an element left out
+        self.opened = False  # whether the last thing written is a start tag (so its element may be empty)
+
+    def drop(self, what: str) -> None:
+        if not self.write:
+            raise _Unsafe
+        self.removed.setdefault(what, None)
+
+    def start(self, name: str, attributes: list[str]) -> None:
+        if self.skipping:
+            self.skipping += 1
+            return
+        pairs = list(zip(attributes[::2], attributes[1::2]))
+        scope = self.namespaces[-1]
+        declared = {key[6:]: value for key, value in pairs if key.startswith("xmlns:")}
+        if any(key == "xmlns" for key, _ in pairs):
+            declared[""] = next(value for key, value in pairs if key == "xmlns")
+        if declared:
+            scope = {**scope, **declared}
+        prefix, _, local = name.rpartition(":")
+        namespace = scope.get(prefix, "")
+        if len(self.namespaces) == 1 and (local != "svg" or namespace != SVG_NAMESPACE):
+            raise SvgError(f"the file is not an SVG image: its first element is `<{name}>`, where an SVG image has "
+                           f"`<svg xmlns=\"{SVG_NAMESPACE}\">`; save it again as SVG from an image editor")
+        local = local.lower()
+        animated = next((value.strip().rpartition(":")[2].lower() for key, value in pairs
+                         if key == "attributeName"), "") if local in _ANIMATIONS else ""
+        if (local in _UNSAFE_ELEMENTS or namespace == _XHTML_NAMESPACE
+                or animated == "href" or animated.startswith("on")):
+            self.drop(f"<{name}>")
+            self.skipping = 1
+            return
+        self.namespaces.append(scope)
+        kept: list[str] = []
+        for key, value in pairs:
+            attribute = key.rpartition(":")[2].lower()
+            if attribute.startswith("on") or key == "xml:base":  # an event handler; what links start from
+                self.drop(f"{key}=")
+                continue
+            if attribute in ("href", "src"):
+                url = _URL_NOISE.sub("", value).lower()
+                if url.startswith(("javascript:", "vbscript:")) or (
+                        url.startswith("data:") and not (local in _DATA_IMAGE and url.startswith("data:image/"))):
+                    self.drop(f"{url.partition(':')[0]}: link")
+                    continue
+            if self.write:
+                kept.append(f' {key}="{_escape(value, True)}"')
+        if self.write:
+            self.out.append(f"<{name}{''.join(kept)}>")
+            self.opened = True
+
+    def end(self, name: str) -> None:
+        if self.skipping:
+            self.skipping -= 1
+            return
+        self.namespaces.pop()
+        if self.write:
+            if self.opened:  # an empty element
+                self.out[-1] = self.out[-1][:-1] + "/>"
+            else:
+                self.out.append(f"</{name}>")
+            self.opened = False
+
+    def text(self, data: str) -> None:
+        if not self.skipping:
+            self.out.append(_escape(data, False))
+            self.opened = False
+
+    def instruction(self, target: str, data: str) -> None:
+        if target.lower() == "xml-stylesheet":  # a style sheet may be XSLT, which can make a page with scripts
+            self.drop("<?xml-stylesheet?>")
+
+    def entity(self, name: str, *args: object) -> None:
+        raise SvgError(f"the SVG image declares the entity `{name}` (`<!ENTITY`), which Serialist does not read: "
+                       "a few lines of entities can grow into gigabytes; save the image again without them, "
+                       "for example as “plain” or “optimized” SVG")
+
+    def skipped(self, name: str, *args: object) -> None:
+        raise SvgError(f"the SVG image uses the entity `&{name};`, which is not defined in it; save the image again "
+                       "from an image editor, as “plain” or “optimized” SVG")
+
+
+def _escape(text: str, attribute: bool) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if attribute:
+        text = text.replace('"', "&quot;").replace("\t", "&#9;").replace("\n", "&#10;").replace("\r", "&#13;")
+    else:
+        text = text.replace("\r", "&#13;")
+    return text
+
+
+_CHUNK = 1 << 20  # bytes of an image handed to the parser at once
+
+
+def _read_svg(data: bytes, reader: _SvgReader) -> None:
+    parser = xml.parsers.expat.ParserCreate()
+    parser.buffer_text = True
+    parser.ordered_attributes = True  # (and with the defaults the document's own declarations give them)
+    parser.StartElementHandler = reader.start
+    parser.EndElementHandler = reader.end
+    if reader.write:
+        parser.CharacterDataHandler = reader.text
+    parser.ProcessingInstructionHandler = reader.instruction
+    parser.EntityDeclHandler = reader.entity
+    parser.UnparsedEntityDeclHandler = reader.entity
+    parser.SkippedEntityHandler = reader.skipped
+    try:
+        view = memoryview(data)
+        for start in range(0, len(data), _CHUNK):
+            parser.Parse(view[start:start + _CHUNK], False)
+        parser.Parse(b"", True)
+    except SvgError as exc:  # from a handler
+        exc.line = exc.line or parser.CurrentLineNumber
+        raise
+    except xml.parsers.expat.ExpatError as exc:
+        raise SvgError(f"the SVG image cannot be read: {xml.parsers.expat.ErrorString(exc.code)} at line "
+                       f"{exc.lineno}, column {exc.offset + 1}; open it in an image editor and save it again as SVG",
+                       exc.lineno) from None
+
+
+def clean_svg(data: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """The SVG image `data` without what could run in a browser (scripts, HTML, event handlers, `javascript:`
+    links, style sheets that may be XSLT), and what was left out: `data` itself, and nothing, when there is
+    nothing to leave out. Written again, the image keeps its elements, attributes and text, in UTF-8, without
+    its comments, processing instructions and document type. Raises `SvgError` for a file that is not XML, not
+    an SVG, or declares entities (never expanded: a few lines of them can make gigabytes).
+
+    Read with expat as it streams, a megabyte at a time: first only to look, then, when there is something to
+    leave out, again to write the image."""
+    try:
+        _read_svg(data, _SvgReader(write=False))
+        return data, ()
+    except _Unsafe:
+        pass
+    reader = _SvgReader(write=True)
+    _read_svg(data, reader)
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n' + "".join(reader.out) + "\n").encode("utf-8"), \
+        tuple(reader.removed)
+
+
+# What `clean_svg` made of each image by (file, digest of its bytes): None when the image is published as it is.
+_published: dict[tuple[Path, bytes], tuple[bytes, tuple[str, ...]] | None] = {}
+
+
+def published_bytes(asset: Asset) -> tuple[bytes, tuple[str, ...]]:
+    """What is published of the file `asset` (its bytes; for an SVG image, `clean_svg`'s), and what was left
+    out of it. Raises OSError when it cannot be read, `SvgError` for an SVG that cannot be published.
+
+    An SVG is read once in a build (the copy stage and the EPUB both ask: by its digest, in this process and the
+    workers it starts afterwards)."""
+    data = asset.source.read_bytes()
+    if asset.source.suffix.lower() != ".svg":
+        return data, ()
+    key = (asset.source, hashlib.blake2b(data, digest_size=16).digest())
+    if key in _published:
+        return _published[key] or (data, ())
+    cleaned, removed = clean_svg(data)
+    if len(_published) >= 1000:  # (a `serve` session goes on for hours)
+        _published.clear()
+    _published[key] = (cleaned, removed) if removed else None
+    return cleaned, removed
+
+
 # --- the copy stage ----------------------------------------------------------------------------------------
 
 def _parents(path: str) -> Iterable[str]:
@@ -184,12 +391,13 @@ def _parents(path: str) -> Iterable[str]:
     return ("/".join(parts[:i]) for i in range(1, len(parts)))
 
 
-def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[CopiedFile]:
+def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[CopiedFile | OutputFile]:
     """Every story's files, for the output (copied there a piece at a time: a file of hundreds of megabytes is
-    never held in memory); a file where the site puts a page of its own is an error."""
+    never held in memory; an SVG image is read and cleaned, see `published_bytes`); a file where the site puts a
+    page of its own is an error."""
     files = set(made)
     folders = {parent for path in files for parent in _parents(path)}
-    copied: list[CopiedFile] = []
+    copied: list[CopiedFile | OutputFile] = []
     for story in site.stories:
         for asset in story.assets:
             if asset.path in files or asset.path in folders or any(p in files for p in _parents(asset.path)):
@@ -197,9 +405,20 @@ def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[Copied
                           "puts a page of the site; rename it, or move it into a folder such as images/")
                 continue
             try:
-                os.close(os.open(asset.source, os.O_RDONLY))  # read when it is written
+                if asset.source.suffix.lower() != ".svg":  # copied a piece at a time when it is written
+                    os.close(os.open(asset.source, os.O_RDONLY))
+                    copied.append(CopiedFile(asset.path, asset.source))
+                    continue
+                data, removed = published_bytes(asset)
             except OSError as exc:
                 log.error(asset.source, None, f"cannot read the file: {exc.strerror}")
                 continue
-            copied.append(CopiedFile(asset.path, asset.source))
+            except SvgError as exc:
+                log.error(asset.source, exc.line, str(exc))
+                continue
+            if removed:
+                log.warn(asset.source, None, f"the SVG image holds what could run as a program in a browser "
+                         f"({', '.join(f'`{what}`' for what in removed)}): it is published without it; remove it "
+                         "from the image to silence this warning")
+            copied.append(OutputFile(asset.path, data))
     return copied

@@ -43,7 +43,7 @@ import isal
 from isal import isal_zlib
 
 from generator import urls
-from generator.assets import FILE_SCHEME, IMAGE_TYPES, placeholder_paths
+from generator.assets import FILE_SCHEME, IMAGE_TYPES, SvgError, placeholder_paths, published_bytes
 from generator.cache import CACHE_DIR, Cache, atomic_write, digest
 from generator.config import SiteConfig
 from generator.markdown import LINK_SCHEME
@@ -52,6 +52,7 @@ from generator.output import AnyFile, LazyFile, OutputFile
 from generator.pages import end_notice
 from generator.parallel import can_fork, in_workers
 from generator.taxonomy import build_taxonomy
+from generator.xmlchars import xml_text, xml_utf8
 
 TITLE_FILE = "title.xhtml"
 COVER_FILE = "cover.xhtml"
@@ -439,7 +440,7 @@ class _Book:
         if not converter.feed_plain(html):
             converter = _Xhtml(lambda href: self._href(href, web_page), self._image)
             converter.feed(html)
-        return converter.result().encode("utf-8"), sorted(converter.ids)
+        return xml_utf8(converter.result()), sorted(converter.ids)
 
     def remember(self, key: str, result: tuple[object, ...]) -> None:
         """Cache a document converted now (its body and ids, or a `_Whole`), by its `_conversion_key`."""
@@ -585,7 +586,7 @@ def _xhtml(title: str, language: str, body: bytes) -> bytes:
     return ('<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE html>\n'
             '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops" '
             f'lang="{language}" xml:lang="{language}">\n<head>\n<meta charset="utf-8"/>\n'
-            f"<title>{escape(title)}</title>\n"
+            f"<title>{escape(xml_text(title))}</title>\n"
             f'<link rel="stylesheet" type="text/css" href="{STYLE_FILE}"/>\n</head>\n'
             "<body>\n").encode("utf-8") + body + b"</body>\n</html>\n"
 
@@ -612,8 +613,8 @@ def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, byt
         asset = assets.get(path)
         if asset is not None and Path(path).suffix.lower() in IMAGE_TYPES and path not in found:
             try:
-                found[path] = asset.source.read_bytes()
-            except OSError:
+                found[path] = published_bytes(asset)[0]  # an SVG image as on the site: without scripts
+            except (OSError, SvgError):
                 continue  # the copy stage reports it
     return found
 
@@ -640,20 +641,22 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
     book.add(TITLE_FILE, story.title, title_page(book), urls.story_path(story))
     _add_chapters(book, story, language, workers)
 
+    # The package document, the NCX and the contents are made by ebooklib from these strings (the documents'
+    # XHTML is made here: `_Book.convert`, `_xhtml`).
     out = epub.EpubBook()
     out.set_identifier(book_identifier(story))
-    out.set_title(story.title)
+    out.set_title(xml_text(story.title))
     out.set_language(language)
     if story.author:
-        out.add_author(story.author)
+        out.add_author(xml_text(story.author))
     out.add_metadata("DC", "date", _iso(story.published))
-    out.add_metadata("DC", "publisher", site.config.title)
+    out.add_metadata("DC", "publisher", xml_text(site.config.title))
     if story.summary_html:
         blocks = re.sub(r"</(?:p|li|h[1-6]|blockquote|div|dd|dt)>|<br\s*/?>", " ", story.summary_html)
         summary = unescape(re.sub(r"<[^>]*>", "", blocks))
-        out.add_metadata("DC", "description", " ".join(summary.split()))
+        out.add_metadata("DC", "description", xml_text(" ".join(summary.split())))
     for subject in dict.fromkeys(story.fandoms + story.tags):
-        out.add_metadata("DC", "subject", subject)
+        out.add_metadata("DC", "subject", xml_text(subject))
     if book.web:
         out.add_metadata("DC", "source", book.web + urls.story_path(story))
     out.add_item(epub.EpubItem(uid="style", file_name=STYLE_FILE, media_type="text/css",
@@ -671,7 +674,7 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
         items[file] = _document_item(epub)(uid=f"doc-{index}", file_name=file, media_type=XHTML,
                                            make=partial(_document, book, file, language))
         out.add_item(items[file])
-    out.toc = [epub.Link(file, "Title page" if file == TITLE_FILE else title, f"toc-{index}")
+    out.toc = [epub.Link(file, "Title page" if file == TITLE_FILE else xml_text(title), f"toc-{index}")
                for index, (file, (title, _)) in enumerate(book.documents.items()) if file != COVER_FILE]
     out.add_item(epub.EpubNcx())
     nav = epub.EpubNav(title="Contents")

@@ -18,6 +18,7 @@ from generator.model import Chapter, Site, Story
 from generator.output import LazyFile, OutputFile
 from generator.pages import linked_chapter
 from generator.taxonomy import build_taxonomy
+from generator.xmlchars import xml_text
 
 ATOM = "http://www.w3.org/2005/Atom"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -61,8 +62,9 @@ def format_datetime(moment: datetime) -> str:
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attrib: str) -> ET.Element:
+    """Every text of a feed or the sitemap goes in here: without the characters XML does not allow."""
     element = ET.SubElement(parent, tag, attrib)
-    element.text = text
+    element.text = xml_text(text)
     return element
 
 

@@ -3,7 +3,10 @@
 markdown-it-py with typographic quotes, dashes and ellipses, footnotes
 (their ids prefixed per chapter so a whole-work page has no clashes),
 thematic breaks rendered as scene breaks, and raw HTML limited to a safe
-list of tags (as on AO3) with nh3.
+list of tags (as on AO3) with nh3. What the author's HTML leaves open (a
+`<script>` with no `</script>`, a `<!--` with no `-->`, a tag with no `>`) is
+shown as text, rather than taking the rest of the text with it
+(`keep_open_markup_as_text`).
 """
 
 from __future__ import annotations
@@ -82,6 +85,80 @@ def sanitize(html: str) -> str:
     return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, link_rel=None,
                      url_schemes={"http", "https", "mailto", LINK_SCHEME, FILE_SCHEME},
                      filter_style_properties={"text-align"})
+
+
+# What the author's HTML may leave open, so that the sanitiser (html5ever's HTML parser) takes the rest of the
+# text for part of it: an element whose content is raw text, which ends only at its own end tag (nh3 drops what
+# is in a `script` or `style`, and shows the markup in the others as text); a `template`, whose content nh3 drops
+# up to its end tag; `plaintext`, which nothing ends; a comment, a tag, a `<!…>`, a `<?…>` without its end.
+_RAW_TEXT = frozenset({"script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "noscript"})
+_MARKUP = re.compile(r"<(?:(!--)|([a-zA-Z][^\t\n\f\r /<>]*)|(/[a-zA-Z])|[!?/])")  # comment, start tag, end tag, other
+# The rest of a tag after its name, as the HTML parser reads it (a quote opens a value only right after `=`); but
+# a `<` outside quotes, which the parser would take in (`<div <p>text`), is where the author left the tag open.
+_TAG_END = re.compile(r"""(?:[^<>=]|=[\t\n\f\r ]*+(?:"[^"]*+"|'[^']*+'|(?=[^"'<])))*+>""")
+_COMMENT_END = re.compile(r"->|>|.*?--!?>", re.S)  # after `<!--` (`<!-->` and `<!--->` end there too)
+# Text and whole tags with their values in double quotes (all of markdown-it's, and most of an author's), but
+# for the start of raw text or a template: skipped in one go.
+_PLAIN = re.compile(
+    rf'(?:[^<]++|<(?!(?i:{"|".join(sorted(_RAW_TEXT | {"template", "plaintext"}))})[\t\n\f\r />])'
+    r'/?[a-zA-Z][a-zA-Z0-9]*+(?:[\t\n\f\r ]++[^\t\n\f\r "\'<>/=]++(?:="[^"]*+")?+)*+[\t\n\f\r ]*+/?>)*+')
+
+
+@lru_cache(maxsize=None)
+def _end_tag(name: str) -> re.Pattern[str]:
+    return re.compile(rf"</{name}(?=[\t\n\f\r />])", re.IGNORECASE)
+
+
+def _closed(html: str, name: str, start: int) -> int:
+    """Where the first whole end tag of `name` from `start` begins, or -1."""
+    for found in _end_tag(name).finditer(html, start):
+        if _TAG_END.match(html, found.end()) is not None:
+            return found.start()
+    return -1
+
+
+def _markup_end(html: str, found: re.Match[str], block: bool) -> int:
+    """Where what `_MARKUP` found ends (its end tag, for raw text, which holds no markup), or -1 when it is
+    left open. In a `block` of the author's HTML, an element of raw text or a `template` may end in a later one:
+    it takes the rest of this one."""
+    comment, name, end_tag = found.groups()
+    if comment:
+        end = _COMMENT_END.match(html, found.end())
+        return end.end() if end is not None else -1
+    if name is None and end_tag is None:  # `<!…>`, `<?…>` or `</…>` that is not an end tag: up to a `>`
+        end_at = html.find(">", found.end())
+        return end_at + 1 if end_at >= 0 and "<" not in html[found.end():end_at] else -1
+    end = _TAG_END.match(html, found.end())
+    if end is None or name is None:
+        return end.end() if end is not None else -1
+    tag = name.lower()
+    if tag == "plaintext":
+        return -1
+    if tag in _RAW_TEXT or tag == "template":
+        closed = _closed(html, tag, end.end())
+        if closed < 0:
+            return len(html) if block else -1
+        return closed if tag in _RAW_TEXT else end.end()
+    return end.end()
+
+
+def keep_open_markup_as_text(html: str, block: bool = False) -> str:
+    """The HTML with the `<` of everything left open (see `_RAW_TEXT`) written `&lt;`: shown as text, as the
+    author most likely meant (`She typed <script> into the box`), rather than taking the rest of the text with
+    it. A `<script>` or `<style>` with its end tag is the sanitiser's to drop.
+
+    Done for each block of the author's HTML (`block`: a tag or a comment must end in it), then for the whole
+    text (an element of raw text must end in it)."""
+    parts: list[str] = []
+    done = 0
+    at = _PLAIN.match(html).end()
+    while (found := _MARKUP.search(html, at)) is not None:
+        at = _markup_end(html, found, block)
+        if at < 0:  # left open: text
+            parts += (html[done:found.start()], "&lt;")
+            done = at = found.start() + 1
+        at = _PLAIN.match(html, at).end()
+    return "".join(parts) + html[done:] if parts else html
 
 
 def _scene_break(self, tokens, idx, options, env) -> str:  # noqa: ANN001 (markdown-it's signature)
@@ -252,12 +329,36 @@ def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTa
     md = markdown()
     env = {"docId": doc_id}
     tokens = md.parse(text, env)
+    markup = "<" in text  # the author's HTML (or an autolink)
+    if markup:
+        tokens, env = _close_html_blocks(text, doc_id, tokens, env)
+        for token in tokens:
+            if token.type == "html_block":
+                token.content = keep_open_markup_as_text(token.content, block=True)
     if origin is not None and targets is not None and log is not None:
         rewrite_files(tokens, origin, targets, log)
         _rewrite_links(tokens, origin, targets, log)
     html, words = md.renderer.render(tokens, md.options, env), count_words(tokens)
     del tokens  # (several times the text's size: let go of before the HTML is sanitized)
-    return sanitize(html), words
+    return sanitize(keep_open_markup_as_text(html) if markup else html), words
+
+
+def _close_html_blocks(text: str, doc_id: str, tokens: list[Token], env: dict) -> tuple[list[Token], dict]:
+    """The text parsed again with the `<` that starts each HTML block left open (`open_html_block`) escaped,
+    as text: what comes after it is Markdown again, rather than HTML that the sanitiser would drop."""
+    from generator.markdown_rules import open_html_block
+
+    lines: list[str] | None = None
+    while (line := open_html_block(tokens)) is not None:
+        if lines is None:
+            lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # markdown-it's lines
+        at = lines[line].find("<")
+        if at < 0 or lines[line][at - 1:at] == "\\":
+            break  # (cannot be: the block starts at the line's first `<`, which a quote or list marker is not)
+        lines[line] = lines[line][:at] + "\\" + lines[line][at:]
+        env = {"docId": doc_id}
+        tokens = markdown().parse("\n".join(lines), env)
+    return tokens, env
 
 
 @dataclass(frozen=True, slots=True)

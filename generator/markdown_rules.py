@@ -10,6 +10,9 @@ every hyphen and colon too (for rules of other plugins), to try each rule there 
 `plain_paragraph` takes a paragraph of one line that starts with a letter as a paragraph straight away, where
 the stock parser first asks every other block rule (a table? a list? a heading?…) whether it is theirs.
 `tests/test_markdown_speedups.py` checks them against the stock rules.
+
+And `open_html_block`, which finds a block of the author's HTML that takes the rest of the text for want of
+its end (see `markdown.render`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace, 
 from markdown_it.rules_core import replacements
 from markdown_it.rules_core.normalize import NEWLINES_RE, NULL_RE
 from markdown_it.rules_core.smartquotes import APOSTROPHE, smartquotes
+from markdown_it.rules_block.html_block import HTML_SEQUENCES
 from markdown_it.rules_block.state_block import StateBlock
 from markdown_it.rules_core.state_core import StateCore
 from markdown_it.rules_inline.state_inline import StateInline
@@ -289,3 +293,23 @@ def plain_paragraph(state: StateBlock, start: int, end: int, silent: bool) -> bo
     token.children = []
     state.push("paragraph_close", "p", -1)
     return True
+
+
+# --- HTML blocks left open -------------------------------------------------------------------------------------
+
+def open_html_block(tokens: list[Token]) -> int | None:
+    """The first line of the first HTML block that runs on to the end of the text (or of the quote or list
+    item it is in) for want of its end: a line that starts with `<script`, `<style`, `<pre` or `<textarea`
+    and no `</script>` after it, `<!--` and no `-->`, `<?` and no `?>`, `<!X` and no `>`, `<![CDATA[` and no
+    `]]>` (CommonMark's HTML blocks of kinds 1 to 5). Everything after it is then HTML rather than Markdown;
+    None when there is no such block."""
+    for token in tokens:
+        if token.type != "html_block" or not token.map:
+            continue
+        first = token.content.split("\n", 1)[0].lstrip(" ")
+        for opening, closing, _ in HTML_SEQUENCES[:5]:
+            if opening.search(first):
+                if closing.search(token.content) is None:
+                    return token.map[0]
+                break
+    return None

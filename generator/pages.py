@@ -16,6 +16,7 @@ from generator.output import LazyFile, OutputFile
 from generator.taxonomy import Series, Tag, build_taxonomy
 from generator.theme import compile_templates
 from generator.urls import Linker
+from generator.xmlchars import xml_utf8
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +154,7 @@ class PageRenderer:
             once=self._once(link),
             **context,
         )
-        return OutputFile(urls.file_of(link.page), html.encode("utf-8"))
+        return OutputFile(urls.file_of(link.page), xml_utf8(html))
 
     def home(self) -> OutputFile:
         link = self._link(urls.HOME)
