@@ -208,23 +208,27 @@ class Fields:
         return default
 
     def strings(self, key: str) -> tuple[str, ...]:
+        """Tags as AO3 takes them: a comma separates two (in a list item too, as no tag holds one), space around
+        each is dropped, and so are empty ones and those given before in any case."""
         value = self.doc.meta.get(key)
         if value is None:
             return ()
         if isinstance(value, str):
-            return (clean_text(value),) if clean_text(value) else ()
+            value = [value]  # `tags: Angst, Missing Scene`
         if not isinstance(value, list):
             self._bad(key, f"must be a list of text, not {_kind(value)}; write `{key}: [First, Second]` "
                       f"or one `- item` per line")
             return ()
-        items = []
+        items: dict[str, str] = {}
         for item in value:
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 self._bad(key, f"every item must be text, not {_kind(item)}; quote it")
                 return ()
-            if clean_text(str(item)):
-                items.append(clean_text(str(item)))
-        return tuple(dict.fromkeys(items))
+            for piece in str(item).split(","):
+                tag = clean_text(piece)
+                if tag:
+                    items.setdefault(tag.casefold(), tag)
+        return tuple(items.values())
 
     def integer(self, key: str, minimum: int) -> int | None:
         value = self.doc.meta.get(key)
