@@ -20,7 +20,7 @@ import yaml
 from generator.config import SiteConfig
 from generator.errors import ProblemLog, suggest
 from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES
-from generator.model import RATINGS, STATUSES, Asset, Chapter, Site, Story
+from generator.model import RATINGS, STATUSES, Asset, Chapter, Extra, Site, Story
 from generator.names import MAX_NAME_BYTES, MAX_PATH_BYTES, link_problem, name_problem
 
 STORY_FILE = "story.md"
@@ -28,9 +28,9 @@ ONESHOT_CHAPTER_SLUG = "chapter-1"
 
 STORY_KEYS = ("title", "author", "rating", "warnings", "fandoms", "relationships", "characters", "tags",
               "status", "chapters_planned", "notes_before", "notes_after", "language", "series", "series_part",
-              "cover")
+              "cover", "extra")
 CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before", "notes_after",
-                "warnings", "draft", "slug")
+                "warnings", "draft", "slug", "extra")
 ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
 
 # Files editors and operating systems leave beside the real ones.
@@ -183,9 +183,22 @@ class Fields:
     def __init__(self, doc: Document, config: SiteConfig, log: ProblemLog, known: tuple[str, ...]):
         self.doc, self.config, self.log = doc, config, log
         for key in doc.meta:
-            if key not in known:
-                log.warn(doc.path, doc.line(key),
-                         f"unknown field `{key}` is ignored.{suggest(key, known)}")
+            if key in known:
+                continue
+            meant = misspelt(key, known)
+            if meant:
+                log.error(doc.path, doc.line(key), f"unknown field `{key}`. Did you mean "
+                          f"{' or '.join(f'`{m}`' for m in meant)}? (A field of your own goes under `extra:`.)")
+            elif key == "summary" and known == STORY_KEYS:
+                log.warn(doc.path, doc.line(key), "`summary` is ignored in story.md: the story's summary is the "
+                         "text after the front matter; move it there")
+            elif key in STORY_KEYS + CHAPTER_KEYS:
+                where = "story.md or a one-shot" if key in STORY_KEYS else "a chapter's file or a one-shot"
+                log.warn(doc.path, doc.line(key), f"`{key}` is a field of {where}, not of this file, so it is ignored "
+                         "here; move it there")
+            else:
+                log.warn(doc.path, doc.line(key), f"unknown field `{key}` is ignored. To keep a field of your own "
+                         f"for your theme, put it under `extra:`, like `extra: {{{key}: ...}}`")
 
     def _bad(self, key: str, message: str) -> None:
         self.log.error(self.doc.path, self.doc.line(key), f"`{key}`: {message}")
@@ -229,6 +242,17 @@ class Fields:
                 if tag:
                     items.setdefault(tag.casefold(), tag)
         return tuple(items.values())
+
+    def extra(self) -> Extra:
+        """The author's own fields, under `extra:`, for the theme."""
+        value = self.doc.meta.get("extra")
+        if value is None:
+            return Extra()
+        if not isinstance(value, dict):
+            self._bad("extra", f"must be a set of fields of your own, not {_kind(value)}; write "
+                      "`extra: {mood: rainy}`, or `extra:` and below it one `name: value` per line, indented")
+            return Extra()
+        return Extra(_cleaned(value))
 
     def integer(self, key: str, minimum: int) -> int | None:
         value = self.doc.meta.get(key)
@@ -277,6 +301,41 @@ FIRST_YEAR = 1000
 LAST_YEAR = 9998
 
 
+def misspelt(key: str, known: tuple[str, ...]) -> list[str]:
+    """The known keys `key` is a slip for: one within an edit or two (`note_before`, `fandom`, `Title`,
+    `notes-after`), or the fields it starts (`notes`: `notes_before`, `notes_after`)."""
+    word = re.sub(r"[\s-]+", "_", key.strip()).casefold()
+    close = [k for k in known if _edits(word, k) <= (1 if min(len(word), len(k)) <= 5 else 2)]
+    if close:
+        return sorted(close, key=lambda k: _edits(word, k))[:2]
+    return [k for k in known if len(word) >= 4 and "_" in k and k.split("_")[0].rstrip("s") == word.rstrip("s")]
+
+
+def _edits(a: str, b: str) -> int:
+    """The edits (a letter added, dropped, changed, or two swapped) that make `a` into `b`."""
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, y in enumerate(b, start=1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+    return row[-1]
+
+
+def _cleaned(value: Any) -> Any:
+    """A value under `extra:` with text cleaned as every field's is (`clean_text`), and keys made text."""
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(item) for item in value]
+    return clean_text(value) if isinstance(value, str) else value
+
+
 def _kind(value: object) -> str:
     return {bool: "true/false", int: "a number", float: "a number", list: "a list",
             dict: "a set of fields", str: "text"}.get(type(value), type(value).__name__)
@@ -295,6 +354,7 @@ def _chapter(doc: Document, f: Fields, slug: str, number: int) -> Chapter:
         notes_after=f.text("notes_after"),
         warnings=f.strings("warnings"),
         draft=f.flag("draft"),
+        extra=f.extra(),
         body=doc.body,
         body_line=doc.body_line,
         has_text=bool(doc.body.strip()),
@@ -317,6 +377,7 @@ def _story_fields(f: Fields, config: SiteConfig) -> dict[str, Any]:
         status=f.choice("status", STATUSES, "ongoing"),
         chapters_planned=f.integer("chapters_planned", 1),
         language=f.text("language", config.language),
+        extra=f.extra(),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import pickle
 import re
 from pathlib import Path
 
@@ -92,3 +93,96 @@ def test_list_items_are_split_trimmed_and_deduplicated(make_site):
     story = build(site)["s/index.html"]
     assert listed(story, "freeform") == ["Angst", "Hurt", "Comfort", "Fluff"]
     assert listed(story, "characters") == ["Rey", "Finn"]
+
+
+# --- 2. Misspelt keys lose nothing; fields of one's own go under `extra:` -------------------------------------------
+
+@pytest.mark.parametrize(("name", "line", "meant"), [
+    pytest.param("content/s/01-one.md", "note_before: Thanks to my beta!", "notes_before", id="chapter-note_before"),
+    pytest.param("content/s/01-one.md", "Summary: In which it rains.", "summary", id="chapter-capital"),
+    pytest.param("content/s/story.md", "fandom: Star Wars", "fandoms", id="story-fandom"),
+    pytest.param("content/s/story.md", "notes-after: See you soon", "notes_after", id="story-hyphen"),
+    pytest.param("content/s/story.md", "chapter_planned: 12", "chapters_planned", id="story-chapter_planned"),
+    pytest.param("content/s/story.md", "charcters: [Rey]", "characters", id="story-dropped-letter"),
+])
+def test_a_misspelt_key_is_an_error_with_its_line_and_the_key_meant(make_site, name, line, meant):
+    site = make_site(GOOD)
+    original = (site / name).read_text()
+    broken = original.replace("title:", f"{line}\ntitle:", 1)  # line 2, before the title
+    stderr = refused(site, {name: broken})
+    assert f"{Path(name).name}:2: error: unknown field" in stderr, stderr
+    assert f"Did you mean `{meant}`?" in stderr
+
+
+def test_a_misspelt_key_in_a_one_shot_is_an_error(make_site):
+    site = make_site({**GOOD, "content/one.md": "---\ntitle: One\ndate: 2025-01-01\nrelationship: A/B\n---\nText.\n"})
+    result = run_cli("check", site)
+    assert result.returncode == 1
+    assert "one.md:4: error: unknown field `relationship`. Did you mean `relationships`?" in result.stderr
+
+
+def test_an_unknown_key_of_ones_own_is_a_warning_that_points_at_extra(make_site):
+    site = make_site({**GOOD, "content/s/01-one.md": chapter("One", extra="mood: rainy\n")})
+    result = run_cli("build", site, check=True)
+    warning = next(line for line in result.stderr.splitlines() if "01-one.md:4: warning:" in line)
+    assert "`mood`" in warning and "`extra:`" in warning, result.stderr
+
+
+THEMED = SITE_TOML + 'theme = "mine"\n'
+STORY_PAGE = '{% extends "default/story.html" %}{% block body_class %}page-story mood-{{ story.extra.mood }} ' \
+             'first-{{ story.extra.playlist[0] }} {{ story.extra.get("absent", "none") }}{% endblock %}'
+CHAPTER_PAGE = '{% extends "default/chapter.html" %}{% block body_class %}page-chapter ' \
+               'song-{{ chapter.extra.song }} mood-{{ story.extra.mood }} ' \
+               'beta-{{ chapter.extra.credits.beta }}{% endblock %}'
+
+
+def test_extra_fields_reach_the_templates_of_stories_and_chapters(make_site):
+    chapters = {f"content/s/{n:03d}.md": chapter(f"C{n}", extra=f"extra:\n  song: tune-{n}\n"
+                                                 "  credits: {beta: Sam}\n") for n in range(1, 211)}
+    site = make_site({
+        "site.toml": THEMED,
+        "content/s/story.md": "---\ntitle: A Story\nextra:\n  mood: rainy\n  playlist: [first-song, other]\n"
+                              "---\nA summary.\n",
+        **chapters,  # more than PARALLEL_PAGES: the pages are made in worker processes
+        "themes/mine/templates/story.html": STORY_PAGE,
+        "themes/mine/templates/chapter.html": CHAPTER_PAGE,
+    })
+    result = run_cli("build", site, check=True)
+    assert "warning" not in result.stderr, result.stderr
+    files = tree_bytes(site / "output")
+    assert b'class="page-story mood-rainy first-first-song none"' in files["s/index.html"]
+    assert b'class="page-chapter song-tune-7 mood-rainy beta-Sam"' in files["s/007/index.html"]
+    assert b'class="page-chapter song-tune-210 mood-rainy beta-Sam"' in files["s/210/index.html"]
+
+    from generator.config import load_config
+    from generator.errors import ProblemLog
+    from generator.load import load_site
+
+    story = load_site(load_config(site), ProblemLog()).stories[0]
+    assert story.extra["playlist"] == ("first-song", "other")
+    assert pickle.loads(pickle.dumps(story)) == story and hash(story) == hash(pickle.loads(pickle.dumps(story)))
+    with pytest.raises(TypeError):
+        story.extra["mood"] = "sunny"  # type: ignore[index]
+
+
+def test_extra_in_a_one_shot_and_its_changes_rebuild_the_page(make_site):
+    site = make_site({
+        "site.toml": THEMED,
+        "content/one.md": "---\ntitle: One\ndate: 2025-01-01\nextra: {mood: calm, song: hum}\n---\nText.\n",
+        "themes/mine/templates/work.html": '{% extends "default/work.html" %}{% block body_class %}page-work '
+                                           'mood-{{ story.extra.mood }}{% endblock %}',
+    })
+    files = build(site)
+    page = next(data for name, data in files.items() if name.startswith("one/") and b"page-work" in data)
+    assert b"page-work mood-calm" in page
+    (site / "content/one.md").write_text("---\ntitle: One\ndate: 2025-01-01\nextra: {mood: stormy}\n---\nText.\n")
+    files = build(site)
+    page = next(data for name, data in files.items() if name.startswith("one/") and b"page-work" in data)
+    assert b"page-work mood-stormy" in page
+
+
+def test_extra_that_is_not_a_set_of_fields_is_an_error(make_site):
+    site = make_site(GOOD)
+    stderr = refused(site, {"content/s/01-one.md": chapter("One", extra="extra: rainy\n")})
+    assert "01-one.md:4: error: `extra`: must be a set of fields of your own" in stderr
+    assert "extra: {mood: rainy}" in stderr
