@@ -186,3 +186,98 @@ def test_extra_that_is_not_a_set_of_fields_is_an_error(make_site):
     stderr = refused(site, {"content/s/01-one.md": chapter("One", extra="extra: rainy\n")})
     assert "01-one.md:4: error: `extra`: must be a set of fields of your own" in stderr
     assert "extra: {mood: rainy}" in stderr
+
+
+# --- 3. YAML mistakes in plain words ---------------------------------------------------------------------------------
+
+def two(front: str, body: str = "Text.\n") -> str:
+    return f"---\n{front}---\n{body}"
+
+
+MISTAKES = [
+    pytest.param("content/s/02-two.md", two("title: 'Lexie's Choice'\ndate: 2025-01-02\n"), 2,
+                 ["`title: \"Lexie's Choice\"`", "`title: 'Lexie''s Choice'`", "apostrophe"], id="apostrophe"),
+    pytest.param("content/s/02-two.md", two("\n\ndate: 2025-01-02\ntitle: 'Lexie's Choice'\n"), 5,
+                 ["`title: \"Lexie's Choice\"`"], id="apostrophe-below-blank-lines"),
+    pytest.param("content/s/02-two.md",
+                 two('title: Two\ndate: 2025-01-02\nnotes_before: ""Hello," she said."\nnotes_after: ""\n'), 4,
+                 ["double quotes", '\n    notes_before: |\n      "Hello," she said.\n'], id="double-quotes"),
+    pytest.param("content/s/02-two.md", two("title: Two\ndate: 2025-01-02\nwarnings:\n\t- Blood\n"), 5,
+                 ["tab", "spaces"], id="tab"),
+    pytest.param("content/s/story.md", two("title: S\nchapters_planned: ?\n", "Summary.\n"), 3,
+                 ["chapters_planned: 12", "leave the line out", "`3/?`"], id="planned-unknown"),
+    pytest.param("content/s/02-two.md",
+                 two("title: Two\ndate: 2025-01-02\n\nIt was a dark night.\n\n", "\nMorning came.\n"), 1,
+                 ["the front matter that starts on line 1 is not closed: add a line `---` after the last field "
+                  "(line 3)", "line 5 (`It was a dark night.`)"], id="unclosed-before-scene-break"),
+    pytest.param("content/s/02-two.md",
+                 two("title: Two\ndate: 2025-01-02\nIt was late, and she said: go.\n", "\nMorning came.\n"), 1,
+                 ["not closed", "(line 3)", "line 4 (`It was late, and she said: go.`)"],
+                 id="unclosed-prose-with-colon"),
+    pytest.param("content/s/02-two.md", "---\ntitle: Two\ndate: 2025-01-02\n\nNo scene break below.\n", 1,
+                 ["not closed: add a line `---` after the last field (line 3)", "line 5"],
+                 id="unclosed-to-the-end"),
+    pytest.param("content/s/02-two.md", two("title: Two\ndate: 2026-11-31\n"), 3,
+                 ["`2026-11-31` is not a date: November 2026 has 30 days"], id="november-31"),
+    pytest.param("content/s/02-two.md", two("title: Two\ndate: '2025-02-29 10:00'\n"), 3,
+                 ["February 2025 has 28 days"], id="february-29"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "line", "expected"), MISTAKES)
+def test_yaml_mistakes_are_explained_with_the_line_and_the_fix(make_site, name, text, line, expected):
+    site = make_site(GOOD)
+    stderr = refused(site, {name: text})
+    assert f"{Path(name).name}:{line}: error:" in stderr, stderr
+    assert "invalid YAML" not in stderr and "mapping" not in stderr and "scanning" not in stderr, stderr
+    for fragment in expected:
+        assert fragment in stderr, stderr
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_file_saved_as_utf16_is_named_and_the_fix_given(make_site, encoding):
+    site = make_site(GOOD)
+    stderr = refused(site, {"content/s/02-two.md": chapter("Two", "2025-01-02", "Café — ça va.").encode(encoding)})
+    assert "02-two.md:1: error: the file is saved as UTF-16" in stderr, stderr
+    assert "save it as UTF-8" in stderr
+    assert "byte 0x" not in stderr
+
+
+def test_a_file_saved_as_utf16_of_plain_ascii_is_refused_too(make_site):
+    # Its bytes happen to be valid UTF-8 (letters and zero bytes): it must still not be read as such.
+    site = make_site(GOOD)
+    stderr = refused(site, {"content/s/02-two.md": chapter("Two", "2025-01-02", "Plain words.").encode("utf-16-le")})
+    assert "UTF-16" in stderr
+
+
+def test_every_slip_in_one_file_is_reported_at_once(make_site):
+    site = make_site(GOOD)
+    stderr = refused(site, {"content/s/02-two.md": two("title: 'Lexie's Choice'\ndate: 2025-01-02\n"
+                                                       "notes_after: \"Bye \"now\"\"\n")})
+    assert "02-two.md:2: error:" in stderr and "02-two.md:4: error:" in stderr, stderr
+
+
+def test_the_text_of_a_block_is_not_taken_for_a_slip(make_site):
+    site = make_site(GOOD)
+    stderr = refused(site, {"content/s/02-two.md": two("date: 2025-01-02\nnotes_before: |\n  Mood: 'rainy' today\n"
+                                                       "  Said: \"hi\" twice\ntitle: 'Lexie's Choice'\n")})
+    assert re.findall(r"02-two\.md:(\d+): error:", stderr) == ["6"], stderr
+
+
+def test_values_quoted_the_yaml_way_arrive_as_written(make_site):
+    # What the explanations above look for, written correctly: nothing is taken for a mistake.
+    site = make_site({
+        "site.toml": THEMED,
+        "content/s/story.md": STORY,
+        "content/s/01-one.md": two(
+            "title: 'Lexie''s Choice'\ndate: 2025-01-01\nsummary: \"She said \\\"hi\\\"\" # a comment\n"
+            "notes_before: |\n  \"Hello,\" she said. 'Twas 'the' night.\n  \tTabbed inside the block.\n"
+            "extra:\n  quote: 'It''s \"fine\"'\n"),
+        "themes/mine/templates/chapter.html": '{% extends "default/chapter.html" %}{% block body_class %}'
+                                              'page-chapter {{ chapter.extra.quote }}{% endblock %}',
+    })
+    result = run_cli("build", site, check=True)
+    assert "warning" not in result.stderr, result.stderr
+    page = html.unescape((site / "output/s/01-one/index.html").read_text())
+    assert 'class="page-chapter It\'s "fine""' in page
+    assert "Lexie's Choice" in page and "She said \u201chi\u201d" in page and "Tabbed inside the block." in page
