@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -59,13 +59,16 @@ class Problem:
     line: int | None
     message: str
     level: str = "error"
+    example: str = ""  # lines to type, shown below the message (a YAML block, say)
 
     def __str__(self) -> str:
-        """One line: `where: level: message`, with anything a terminal would act on escaped (`printable`)."""
+        """One line: `where: level: message`, with anything a terminal would act on escaped (`printable`);
+        then the lines of `example`, if any, each indented by four spaces."""
         where = display_path(self.path)
         if self.line is not None:
             where = f"{where}:{self.line}"
-        return f"{where}: {self.level}: {printable(self.message)}"
+        shown = f"{where}: {self.level}: {printable(self.message)}"
+        return "".join([shown, *(f"\n    {printable(line)}" for line in self.example.split("\n") if self.example)])
 
 
 class SerialistError(Exception):
@@ -98,11 +101,11 @@ class ProblemLog:
     def __init__(self) -> None:
         self._problems: list[Problem] = []
 
-    def error(self, path: Path, line: int | None, message: str) -> None:
-        self._problems.append(Problem(path, line, message, "error"))
+    def error(self, path: Path, line: int | None, message: str, example: str = "") -> None:
+        self._problems.append(Problem(path, line, message, "error", example))
 
-    def warn(self, path: Path, line: int | None, message: str) -> None:
-        self._problems.append(Problem(path, line, message, "warning"))
+    def warn(self, path: Path, line: int | None, message: str, example: str = "") -> None:
+        self._problems.append(Problem(path, line, message, "warning", example))
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -114,7 +117,7 @@ class ProblemLog:
 
     def raise_if_errors(self, strict: bool = False) -> None:
         """Raise every error (and with `strict`, every warning as an error) found so far."""
-        problems = tuple(Problem(p.path, p.line, p.message, "error") for p in self._problems) if strict \
+        problems = tuple(replace(p, level="error") for p in self._problems) if strict \
             else tuple(self._problems)
         if any(p.level == "error" for p in problems):
             raise ContentError(sorted(problems, key=lambda p: (str(p.path), p.line or 0)))

@@ -6,6 +6,7 @@ from, so that the user sees all of them at once.
 
 from __future__ import annotations
 
+import calendar
 import re
 import unicodedata
 from dataclasses import dataclass, replace
@@ -20,7 +21,7 @@ import yaml
 from generator.config import SiteConfig
 from generator.errors import ProblemLog, suggest
 from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES
-from generator.model import RATINGS, STATUSES, Asset, Chapter, Site, Story
+from generator.model import RATINGS, STATUSES, Asset, Chapter, Extra, Site, Story
 from generator.names import MAX_NAME_BYTES, MAX_PATH_BYTES, link_problem, name_problem
 
 STORY_FILE = "story.md"
@@ -28,9 +29,9 @@ ONESHOT_CHAPTER_SLUG = "chapter-1"
 
 STORY_KEYS = ("title", "author", "rating", "warnings", "fandoms", "relationships", "characters", "tags",
               "status", "chapters_planned", "notes_before", "notes_after", "language", "series", "series_part",
-              "cover")
+              "cover", "extra")
 CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before", "notes_after",
-                "warnings", "draft", "slug")
+                "warnings", "draft", "slug", "extra")
 ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
 
 # Files editors and operating systems leave beside the real ones.
@@ -86,6 +87,12 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
     except OSError as exc:
         log.error(path, None, f"cannot read the file: {exc.strerror}")
         return None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw:
+        encoding = _utf16(raw)
+        if encoding:
+            log.error(path, 1, f"the file is saved as {encoding}, which Serialist does not read; save it as UTF-8 "
+                      "in your editor (in Notepad: File, Save as, Encoding: UTF-8)")
+            return None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -99,6 +106,29 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
     if raw.isascii() and len(raw.translate(None, _ASCII_CONTROLS)) == len(raw):
         return text  # nothing to remove, found without a regex over the whole text
     return _FORBIDDEN.sub("", text)
+
+
+def _utf16(raw: bytes) -> str | None:
+    """How `raw` is encoded when it is UTF-16 (or UTF-32) text, said for the author; None when it is not."""
+    for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                      (b"\xff\xfe", "UTF-16 (little-endian)"), (b"\xfe\xff", "UTF-16 (big-endian)")):
+        if raw.startswith(bom):
+            return name
+    # Without a byte order mark: text in Latin letters has a zero byte in every other place.
+    sample = raw[:4096]
+    pairs = len(sample) // 2
+    if pairs < 2:
+        return None
+    high, low = sample[0::2].count(0), sample[1::2].count(0)
+    for zeros, others, encoding, name in ((low, high, "utf-16-le", "UTF-16 (little-endian)"),
+                                          (high, low, "utf-16-be", "UTF-16 (big-endian)")):
+        if zeros * 2 >= pairs and others * 10 <= pairs:
+            try:
+                raw[: len(raw) // 2 * 2].decode(encoding)
+            except UnicodeDecodeError:
+                return None
+            return name
+    return None
 
 
 _HANDLER = frontmatter.YAMLHandler()
@@ -125,21 +155,26 @@ def read_document(path: Path, log: ProblemLog) -> Document | None:
 
 
 def parse_document(path: Path, text: str, log: ProblemLog) -> Document | None:
-    """Split front matter from body and parse the YAML, keeping the line of every key."""
-    if not _HANDLER.detect(text):
+    """Split front matter from body and parse the YAML, keeping the line of every key.
+
+    A mistake authors make in YAML (an apostrophe in single quotes, a tab, a front matter left open above
+    a `---` scene break, …) is reported in plain words with the line to fix (`_explain`)."""
+    opening = _BOUNDARY.match(text)
+    if not opening:
         first = text.lstrip("\n").split("\n", 1)[0] if text.strip() else ""
         hint = ("the file is empty" if not text.strip() else
                 f"the file starts with `{first[:40]}`")
         log.error(path, 1, f"no front matter: {hint}. Start the file with a line `---`, "
                   "the fields (`title: ...`), and another line `---`")
         return None
-    try:
-        fm, body = _HANDLER.split(text)
-    except ValueError:
-        log.error(path, 1, "the front matter is not closed: add a line `---` after the last field")
+    top = text[: opening.end()].count("\n") + 1  # the file's line of the front matter's first (partial) line
+    closing = _BOUNDARY.search(text, opening.end())
+    if closing is None:
+        _not_closed(path, text[opening.end():].split("\n"), top, log)
         return None
-    head = text[: len(text) - len(body)]
-    body_line = head.count("\n") + 1
+    fm, body = text[opening.end(): closing.start()], text[closing.end():]
+    fm_lines = fm.split("\n")
+    body_line = text[: closing.end()].count("\n") + 1
     if body.startswith("\n"):
         body = body[1:]
         body_line += 1
@@ -149,22 +184,27 @@ def parse_document(path: Path, text: str, log: ProblemLog) -> Document | None:
         if node is None:
             return Document(path, {}, {}, body, body_line)
         if not isinstance(node, yaml.MappingNode):
-            log.error(path, node.start_mark.line + 1,
+            log.error(path, top + node.start_mark.line,
                       "the front matter must be `key: value` lines, like `title: My Story`")
             return None
         lines: dict[str, int] = {}
         for key_node, _ in node.value:
             key = str(key_node.value)
+            if (isinstance(key_node, yaml.ScalarNode) and not key_node.style and _reads_as_prose(key)
+                    and _not_closed(path, fm_lines, top, log, key_node.start_mark.line)):
+                return None  # the story's text, taken for a field: the front matter was not closed above it
             if key in lines:
-                log.error(path, key_node.start_mark.line + 1,
+                log.error(path, top + key_node.start_mark.line,
                           f"`{key}` is given twice (first on line {lines[key]}); keep one")
-            lines[key] = key_node.start_mark.line + 1
+            lines[key] = top + key_node.start_mark.line
         meta = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
+        if _explain(path, fm_lines, top, log):
+            return None
         mark = exc.problem_mark or exc.context_mark
         if mark and exc.context_mark and mark.line >= fm.count("\n"):
             mark = exc.context_mark  # an unclosed `[`, `{` or quote: point at where it opened
-        line = mark.line + 1 if mark else 1
+        line = top + mark.line if mark else 1
         problem = exc.problem or "invalid YAML"
         log.error(path, line, f"invalid YAML in the front matter: {problem}. "
                   "Check the indentation and quote values that contain `: ` or start with `*`, `&`, `[` or `{`")
@@ -177,15 +217,175 @@ def parse_document(path: Path, text: str, log: ProblemLog) -> Document | None:
     return Document(path, {str(k): v for k, v in meta.items()}, lines, body, body_line)
 
 
+_BOUNDARY = _HANDLER.FM_BOUNDARY  # a line `---` (or more dashes), which opens and closes the front matter
+_FIELD_LINE = re.compile(r"""(?:[\w-]+|"[^"]*"|'[^']*')[ \t]*:(?:[ \t]|$)""")  # `title: ...`
+_SENTENCE = re.compile(r"[,.!?;\"\u201c\u201d\u2018\u2019\u2026]")
+
+
+def _reads_as_prose(key: str) -> bool:
+    """Whether a front-matter key is a sentence of the story rather than a field's name: `It was late, and`."""
+    return len(key.split()) >= 3 or bool(_SENTENCE.search(key))
+
+
+def _prose_line(fm_lines: list[str]) -> int | None:
+    """The index of the first line that reads as the story's text rather than front matter: not indented, not a
+    comment or a list item, and not `key: value` with a key that could be a field's name."""
+    for index, line in enumerate(fm_lines):
+        if not line.strip() or line[0] in " \t#" or re.match(r"-(\s|$)", line) or _FIELD_LINE.match(line):
+            continue
+        key = re.match(r"([^:]*):(?:[ \t]|$)", line)
+        if key is None or _reads_as_prose(key.group(1)):
+            return index
+    return None
+
+
+def _fields(fm_lines: list[str]) -> bool:
+    """Whether `fm_lines` are valid front matter with at least one field."""
+    loader = _Loader("\n".join(fm_lines))
+    try:
+        node = loader.get_single_node()
+        return isinstance(node, yaml.MappingNode) and bool(node.value)
+    except yaml.YAMLError:
+        return False
+    finally:
+        loader.dispose()
+
+
+def _not_closed(path: Path, fm_lines: list[str], top: int, log: ProblemLog, prose: int | None = None) -> bool:
+    """Report a front matter not closed: with no `---` after it (`prose` None), always, naming the first line
+    that reads as the story's text if there is one; with a `---` (a scene break) further down, only when the
+    line `prose` (or, when None, the first that reads as prose) comes after valid fields. Whether reported."""
+    closed_later = prose is not None
+    prose = _prose_line(fm_lines) if prose is None else prose
+    if prose is not None and not _fields(fm_lines[:prose]):
+        prose = None
+    if prose is None and closed_later:
+        return False
+    written = [i for i, line in enumerate(fm_lines[:prose])
+               if line.strip() and not line.lstrip().startswith("#")]
+    message = "the front matter that starts on line 1 is not closed: add a line `---` after the last field"
+    if written:
+        message += f" (line {top + written[-1]})"
+    if prose is not None:
+        text = fm_lines[prose].strip()
+        message += (f"; line {top + prose} (`{text[:40]}{'…' if len(text) > 40 else ''}`) reads as the story's "
+                    "text, not as a field")
+        if written and fm_lines[written[-1]][:1] in (" ", "\t"):
+            message += (f". If line {top + prose} belongs to the field above it, indent it with spaces like the "
+                        "lines before it")
+    log.error(path, 1, message)
+    return True
+
+
+_BLOCK_START = re.compile(r".*:[ \t]+[|>][-+0-9]*[ \t]*(?:#.*)?$")  # `notes_before: |`
+_QUOTED = re.compile(r"""(?P<lead>[ \t]*(?:-[ \t]+)?(?:(?P<key>[\w-]+)[ \t]*:[ \t]+)?)(?P<quote>['"])(?P<rest>.*)$""")
+_UNKNOWN_COUNT = re.compile(r"(?P<indent>[ \t]*)(?P<key>[\w-]+)[ \t]*:[ \t]+\?[ \t]*(?:#.*)?$")  # `chapters_planned: ?`
+
+
+def _explain(path: Path, fm_lines: list[str], top: int, log: ProblemLog) -> bool:
+    """Report, in plain words, the YAML mistakes authors make that are found in `fm_lines` (front matter YAML
+    could not read, whose first line is the file's line `top`). Whether any was found."""
+    prose = _prose_line(fm_lines)
+    if prose is not None and _not_closed(path, fm_lines, top, log, prose):
+        return True
+    found = False
+    block: int | None = None  # the indentation of the key of a block (`notes_before: |`) whose lines these are
+    for index, line in enumerate(fm_lines):
+        indent = len(line) - len(line.lstrip(" "))
+        if block is not None:
+            if not line.strip() or indent > block:
+                continue
+            block = None
+        advice = _advice(line)
+        if advice is not None:
+            log.error(path, top + index, *advice)
+            found = True
+        elif _BLOCK_START.match(line):
+            block = indent
+    return found
+
+
+def _advice(line: str) -> tuple[str, str] | None:
+    """What is wrong with one line of front matter and what to type instead (message, example), or None."""
+    if re.match(r" *\t", line) and line.strip():
+        return ("this line is indented with a tab, and front matter must be indented with spaces: replace the "
+                "tab with two spaces", "")
+    unknown = _UNKNOWN_COUNT.match(line)
+    if unknown:
+        key = unknown.group("key")
+        if key == "chapters_planned":
+            return ("`chapters_planned: ?`: write the number of chapters you plan, like `chapters_planned: 12`, "
+                    "or leave the line out while the total is unknown (the chapter count then shows as `3/?`)", "")
+        return f'`{key}: ?`: a value cannot be a bare `?`; put it in quotes, `{key}: "?"`, or leave the line out', ""
+    quoted = _QUOTED.match(line)
+    if quoted is None or not quoted.group("lead").strip():
+        return None
+    quote, rest, key, lead = quoted.group("quote", "rest", "key", "lead")
+    end = _closing_quote(rest, quote)
+    after = rest[end + 1:] if end is not None else ""
+    if end is None or not after.strip() or (after[0] in " \t" and after.strip().startswith("#")):
+        return None  # closed at the end of the line (or not on this line at all)
+    inner = rest.rstrip()
+    inner = inner[:-1] if inner.endswith(quote) and len(inner) > 1 else inner
+    indent, lead = lead[: len(lead) - len(lead.lstrip())], lead.strip()
+    doubled = f"{lead} '" + inner.replace("'", "''") + "'"  # in single quotes, an apostrophe is written twice
+    if quote == "'":
+        word = re.findall(r"\S*$", rest[:end])[0] + "'" + re.findall(r"^\S*", after)[0]  # `Lexie's`
+        word = word[:-1] if word.endswith("'") and word.count("'") > 1 else word  # `It's`, of `'It's'`
+        message = (f"{f'`{key}`: the value' if key else 'this item'} starts with a single quote `'`, so the "
+                   f"apostrophe in `{word}` ends it too early. ")
+        if '"' in inner or "\\" in inner:
+            return message + f"Write each apostrophe twice: `{doubled}`", ""
+        return message + f'Write it in double quotes, `{lead} "{inner}"`, or each apostrophe twice: `{doubled}`', ""
+    if key:
+        return (f"`{key}`: the text is in double quotes and has double quotes in it, which end it too early. "
+                f"Write it as a block instead: the line `{key}: |`, then the text on the lines below it, "
+                "indented by two spaces:", f"{indent}{key}: |\n{indent}  {inner}")
+    return ("this item is in double quotes and has double quotes in it, which end it too early. Put it in single "
+            f"quotes instead (an apostrophe in it written twice): `{doubled}`", "")
+
+
+def _closing_quote(text: str, quote: str) -> int | None:
+    """Where in `text` the YAML scalar opened by `quote` (just before `text`) ends, or None on this line."""
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote == "'" and char == "'":
+            if text[index + 1: index + 2] == "'":
+                index += 2
+                continue
+            return index
+        if quote == '"' and char == "\\":
+            index += 2
+            continue
+        if quote == '"' and char == '"':
+            return index
+        index += 1
+    return None
+
+
 class Fields:
     """Typed access to one document's front matter; wrong values are logged with their line."""
 
     def __init__(self, doc: Document, config: SiteConfig, log: ProblemLog, known: tuple[str, ...]):
         self.doc, self.config, self.log = doc, config, log
         for key in doc.meta:
-            if key not in known:
-                log.warn(doc.path, doc.line(key),
-                         f"unknown field `{key}` is ignored.{suggest(key, known)}")
+            if key in known:
+                continue
+            meant = misspelt(key, known)
+            if meant:
+                log.error(doc.path, doc.line(key), f"unknown field `{key}`. Did you mean "
+                          f"{' or '.join(f'`{m}`' for m in meant)}? (A field of your own goes under `extra:`.)")
+            elif key == "summary" and known == STORY_KEYS:
+                log.warn(doc.path, doc.line(key), "`summary` is ignored in story.md: the story's summary is the "
+                         "text after the front matter; move it there")
+            elif key in STORY_KEYS + CHAPTER_KEYS:
+                where = "story.md or a one-shot" if key in STORY_KEYS else "a chapter's file or a one-shot"
+                log.warn(doc.path, doc.line(key), f"`{key}` is a field of {where}, not of this file, so it is ignored "
+                         "here; move it there")
+            else:
+                log.warn(doc.path, doc.line(key), f"unknown field `{key}` is ignored. To keep a field of your own "
+                         f"for your theme, put it under `extra:`, like `extra: {{{key}: ...}}`")
 
     def _bad(self, key: str, message: str) -> None:
         self.log.error(self.doc.path, self.doc.line(key), f"`{key}`: {message}")
@@ -208,30 +408,47 @@ class Fields:
         return default
 
     def strings(self, key: str) -> tuple[str, ...]:
+        """Tags as AO3 takes them: a comma separates two (in a list item too, as no tag holds one), space around
+        each is dropped, and so are empty ones and those given before in any case."""
         value = self.doc.meta.get(key)
         if value is None:
             return ()
         if isinstance(value, str):
-            return (clean_text(value),) if clean_text(value) else ()
+            value = [value]  # `tags: Angst, Missing Scene`
         if not isinstance(value, list):
             self._bad(key, f"must be a list of text, not {_kind(value)}; write `{key}: [First, Second]` "
                       f"or one `- item` per line")
             return ()
-        items = []
+        items: dict[str, str] = {}
         for item in value:
             if isinstance(item, bool) or not isinstance(item, (str, int, float)):
                 self._bad(key, f"every item must be text, not {_kind(item)}; quote it")
                 return ()
-            if clean_text(str(item)):
-                items.append(clean_text(str(item)))
-        return tuple(dict.fromkeys(items))
+            for piece in str(item).split(","):
+                tag = clean_text(piece)
+                if tag:
+                    items.setdefault(tag.casefold(), tag)
+        return tuple(items.values())
+
+    def extra(self) -> Extra:
+        """The author's own fields, under `extra:`, for the theme."""
+        value = self.doc.meta.get("extra")
+        if value is None:
+            return Extra()
+        if not isinstance(value, dict):
+            self._bad("extra", f"must be a set of fields of your own, not {_kind(value)}; write "
+                      "`extra: {mood: rainy}`, or `extra:` and below it one `name: value` per line, indented")
+            return Extra()
+        return Extra(_cleaned(value))
 
     def integer(self, key: str, minimum: int) -> int | None:
         value = self.doc.meta.get(key)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self._bad(key, f"must be a whole number of at least {minimum}, not `{value}`")
+            unknown = ("; leave the line out while the total is unknown (the chapter count then shows as `3/?`)"
+                       if key == "chapters_planned" else "")
+            self._bad(key, f"must be a whole number of at least {minimum}, not `{value}`{unknown}")
             return None
         return value
 
@@ -253,7 +470,9 @@ class Fields:
             try:
                 value = datetime.fromisoformat(value.strip())
             except ValueError:
-                self._bad(key, f"`{value}` is not a date; write it as `2025-03-02` or `2025-03-02 18:30`")
+                why = _impossible(value.strip())
+                self._bad(key, f"`{value}` is not a date: {why}" if why else
+                          f"`{value}` is not a date; write it as `2025-03-02` or `2025-03-02 18:30`")
                 return None
         if isinstance(value, date) and not isinstance(value, datetime):
             value = datetime.combine(value, time())
@@ -271,6 +490,63 @@ class Fields:
 # `datetime` holds (years 1 to 9999) once moved to UTC or to any timezone, at most a day away.
 FIRST_YEAR = 1000
 LAST_YEAR = 9998
+
+
+_DATE_PARTS = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})(?:(?:[Tt]|[ \t]+)(\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?")
+
+
+def _impossible(text: str) -> str | None:
+    """Why `text`, written as a date, is not one (`November 2026 has 30 days`), or None when that is not why."""
+    parts = _DATE_PARTS.match(text)
+    if parts is None:
+        return None
+    year, month, day, hour, minute, second = (int(p) if p else 0 for p in parts.groups())
+    if not 1 <= month <= 12:
+        return f"there is no month {month}; the month comes second, from 01 to 12: `2025-03-02` is 2 March 2025"
+    if year >= 1:
+        days = calendar.monthrange(year, month)[1]
+        if not 1 <= day <= days:
+            return f"{calendar.month_name[month]} {year} has {days} days; check the day"
+    if hour > 23:
+        return f"there is no hour {hour}; hours go from 00 to 23"
+    if minute > 59 or second > 59:
+        return f"there is no minute or second {max(minute, second)}; they go from 00 to 59"
+    return None
+
+
+def misspelt(key: str, known: tuple[str, ...]) -> list[str]:
+    """The known keys `key` is a slip for: one within an edit or two (`note_before`, `fandom`, `Title`,
+    `notes-after`), or the fields it starts (`notes`: `notes_before`, `notes_after`)."""
+    word = re.sub(r"[\s-]+", "_", key.strip()).casefold()
+    close = [k for k in known if _edits(word, k) <= (1 if min(len(word), len(k)) <= 5 else 2)]
+    if close:
+        return sorted(close, key=lambda k: _edits(word, k))[:2]
+    return [k for k in known if len(word) >= 4 and "_" in k and k.split("_")[0].rstrip("s") == word.rstrip("s")]
+
+
+def _edits(a: str, b: str) -> int:
+    """The edits (a letter added, dropped, changed, or two swapped) that make `a` into `b`."""
+    if abs(len(a) - len(b)) > 2:
+        return 3
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, y in enumerate(b, start=1):
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+    return row[-1]
+
+
+def _cleaned(value: Any) -> Any:
+    """A value under `extra:` with text cleaned as every field's is (`clean_text`), and keys made text."""
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(item) for item in value]
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def _kind(value: object) -> str:
@@ -291,6 +567,7 @@ def _chapter(doc: Document, f: Fields, slug: str, number: int) -> Chapter:
         notes_after=f.text("notes_after"),
         warnings=f.strings("warnings"),
         draft=f.flag("draft"),
+        extra=f.extra(),
         body=doc.body,
         body_line=doc.body_line,
         has_text=bool(doc.body.strip()),
@@ -313,6 +590,7 @@ def _story_fields(f: Fields, config: SiteConfig) -> dict[str, Any]:
         status=f.choice("status", STATUSES, "ongoing"),
         chapters_planned=f.integer("chapters_planned", 1),
         language=f.text("language", config.language),
+        extra=f.extra(),
     )
 
 

@@ -7,6 +7,7 @@ their rendered HTML, their word counts. Nothing here is ever mutated.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +49,52 @@ def archive_warning(text: str) -> str | None:
     return None
 
 
+class Extra(Mapping[str, Any]):
+    """The author's own fields, from `extra:` in the front matter, for a theme's templates (`story.extra.mood`).
+
+    Immutable like the rest of the model, and so hashable, comparable and picklable: a mapping inside is an
+    `Extra` too, and a list a tuple."""
+
+    __slots__ = ("_items", "_hash")
+
+    def __init__(self, items: Mapping[str, Any] | None = None):
+        self._items: dict[str, Any] = {str(k): _frozen(v) for k, v in (items or {}).items()}
+        self._hash: int | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._items.items()))
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Extra, (self._items,))
+
+    def __repr__(self) -> str:
+        return f"Extra({self._items!r})"
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return Extra(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(_frozen(item) for item in value)
+    return value
+
+
+NO_EXTRA = Extra()
+
+
 @dataclass(frozen=True, slots=True)
 class Chapter:
     source: Path
@@ -61,6 +108,7 @@ class Chapter:
     notes_after: str = ""
     warnings: tuple[str, ...] = ()
     draft: bool = False
+    extra: Extra = NO_EXTRA  # the author's own fields (`extra:`), for themes
     body: str = ""
     body_line: int = 1  # line of the file where `body` starts
     has_text: bool = True  # whether `body` has any text (still known once the Markdown is let go of)
@@ -121,6 +169,7 @@ class Story:
     summary: str = ""
     summary_line: int = 1
     single_file: bool = False
+    extra: Extra = NO_EXTRA  # the author's own fields (`extra:`), for themes
     # Every file beside the chapters (the story's folder, or a one-shot's `<name>.assets/`), published as is.
     assets: tuple[Asset, ...] = ()
     cover: str = ""  # the cover image's URL path from the site root (an `Asset.url`), or ""

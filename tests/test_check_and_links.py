@@ -23,8 +23,8 @@ def test_check_clean_site_exits_zero_and_writes_nothing(make_site):
 
 
 CHECK_CASES = [
-    pytest.param({"content/s/story.md": "---\ntitle: S\ntitel: x\n---\n"}, "story.md:3: warning:",
-                 "Did you mean `title`?", id="unknown-key"),
+    pytest.param({"content/s/story.md": "---\ntitle: S\nmood: x\n---\n"}, "story.md:3: warning:",
+                 "put it under `extra:`", id="unknown-key"),
     pytest.param({"content/s/02-two.md": chapter("Two", "2024-06-01")}, "02-two.md:3: warning:",
                  "dated before chapter 1", id="dates-out-of-order"),
     pytest.param({"content/s/story.md": "---\ntitle: S\nchapters_planned: 1\n---\n"}, "story.md:3: warning:",
