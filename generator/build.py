@@ -260,6 +260,9 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
+    redirects = old_addresses(site, env, files, log)
+    files += redirects
+    log.raise_if_errors(strict=options.strict)
     output_notes: list[Problem] = []  # files kept in the output that Serialist did not make
     try:
         if options.write:
@@ -269,7 +272,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
                                    unpublished=options.drafts or options.future, warnings=output_notes)
         else:
             written = 0
-            for page in pages:  # `check` renders every page all the same, to find the theme's errors
+            for page in [*pages, *redirects]:  # `check` renders every page all the same, to find the theme's errors
                 page.make()
     except jinja2_errors() as exc:
         raise ContentError([template_problem(exc, theme)]) from None
@@ -300,6 +303,17 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
             warnings=tuple((str(w.path), w.line, w.message) for w in warnings)))
     return result, (Snapshot(root, options, config, theme, now, everything, site, targets)
                     if everything is not None else None)
+
+
+def old_addresses(site: Site, env: object, files: list[AnyFile], log: ProblemLog) -> list[AnyFile]:
+    """The pages at the site's old addresses (`aliases:`), where no file of the site (`files`, and the EPUBs
+    that `check` does not make) is."""
+    from generator import urls
+    from generator.aliases import check_redirects, redirects
+    from generator.pages import render_redirects
+
+    made = {file.path for file in files} | {urls.epub_path(story) for story in site.stories}
+    return list(render_redirects(site, env, check_redirects(redirects(site), made, log)))  # type: ignore[arg-type]
 
 
 def jinja2_errors() -> type[Exception]:
