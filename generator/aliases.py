@@ -10,14 +10,19 @@ also covers the old addresses of its whole-work pages and of each of its chapter
 A chapter's feed guid is made from the first address it had (`first_address`): its first alias, with
 its story's first alias in place of the story's folder, so that renaming a chapter or a story and
 adding the `aliases:` line keeps it, and readers' feed readers do not announce it as new.
+
+When the last build's output shows a page that this build no longer makes and no alias covers, the
+build warns, naming the file that most likely took its place and the `aliases:` line to add
+(`gone_pages`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
 from generator import urls
@@ -208,3 +213,151 @@ def check_redirects(found: list[Redirect], made: Iterable[str], log: ProblemLog)
         folders.update(_parents(file))
         files.add(file)
     return list(kept.values())
+
+
+# Pages gone since the last build --------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"\d+")
+
+
+def _number(slug: str) -> int | None:
+    found = _NUMBER.match(slug)
+    return int(found.group()) if found else None
+
+
+def _line(aliases: tuple[str, ...], added: list[str]) -> str:
+    """The `aliases:` line with `added` after the aliases there are."""
+    return f"{KEY}: [" + ", ".join(json.dumps(a, ensure_ascii=False) for a in (*aliases, *added)) + "]"
+
+
+TEXT_PAIRS = 400  # old pages × new chapters compared by their text, at most, in one story
+
+
+def gone_pages(previous: Mapping[str, str], made: Collection[str], site: Site, loaded: Collection[str],
+               output: Path, content_dir: Path, log: ProblemLog) -> None:
+    """Warn of every story or chapter page the last build wrote into `output` (its manifest: `previous`) that
+    this one does not make (`made`, redirects included) and that is not only unpublished now (`loaded`: the
+    addresses of every story and chapter loaded), naming the file most likely to have taken its place (a story:
+    by the names of its chapters; a chapter: by its number, else by its text in the old page) and the
+    `aliases:` line that keeps the old address working."""
+    gone: dict[str, list[str]] = {}  # story folder → the chapter names of its pages gone ("" for its own)
+    pages = {path[: -len(INDEX)] for path in previous if path.endswith("/" + INDEX)}
+    for page in sorted(pages):
+        parts = page.rstrip("/").split("/")
+        if urls.file_of(page) in made or page in loaded or len(parts) > 2 or parts[0] in ("tags", "series") \
+                or parts[-1] == "all":
+            continue
+        gone.setdefault(parts[0], []).append(parts[1] if len(parts) == 2 else "")
+    if not gone:
+        return
+    current = {s.slug: s for s in site.stories}
+    current.update({a.rstrip("/"): s for s in site.stories for a in s.aliases if a.count("/") == 1})
+    new_stories = [s for s in site.stories if urls.story_path(s) not in pages]
+    suggested: dict[tuple[Path, bool], tuple[Story | Chapter, list[str]]] = {}
+
+    def suggest(owner: Story | Chapter, alias: str) -> None:
+        suggested.setdefault((owner.source, isinstance(owner, Story)), (owner, []))[1].append(alias)
+
+    for folder, names in sorted(gone.items(), key=lambda item: item[0] not in current or
+                                current[item[0]].slug != item[0]):  # the stories' folders as they are first
+        story = current.get(folder)
+        chapters = [n for n in names if n]
+        if story is not None and story.slug != folder:  # an old folder of the story (`aliases:`) covers what its
+            chapters = [n for n in chapters if n not in gone.get(story.slug, ())]  # folder now will have
+        if story is None:
+            story = _guess_story(folder, {p.split("/")[1] for p in pages if p.startswith(folder + "/")},
+                                 new_stories, len(gone))
+            if story is None:
+                if "" in names:
+                    count = f" and its {len(chapters)} chapter page{'s' * (len(chapters) != 1)}" if chapters else ""
+                    log.warn(content_dir, None, f"the story page {folder}/{count} published by the last build "
+                             f"{'are' if chapters else 'is'} gone; if the story moved, add to the front matter of "
+                             f"its story.md (or one-shot file), to keep old links working: "
+                             f"{_line((), [folder + '/'])}. If you took it down on purpose, ignore this")
+                else:
+                    for name in chapters:
+                        _unknown(f"{folder}/{name}/", content_dir, log)
+                continue
+            suggest(story, folder + "/")
+            chapters = [n for n in chapters if n not in {c.slug for c in story.chapters}]
+        for name, chapter in _guess_chapters(folder, chapters, story, pages, previous, output):
+            if chapter is None:
+                _unknown(f"{folder}/{name}/", content_dir, log)
+            else:
+                suggest(chapter, f"{folder}/{name}/")
+    for (source, is_story), (owner, added) in suggested.items():
+        line = owner.lines.get(KEY)
+        if is_story:
+            what = f"the story page {added[0]} and its chapter pages" if len(added) == 1 else \
+                "the story pages " + ", ".join(added) + " and their chapter pages"
+        else:
+            what = f"the page {added[0]}" if len(added) == 1 else "the pages " + ", ".join(added)
+        verb = "are" if is_story or len(added) > 1 else "is"
+        change = "change the line to" if line else "add to the front matter"
+        log.warn(source, line, f"{what} published by the last build {verb} gone; to keep old links working, "
+                 f"{change}: {_line(owner.aliases, added)}")
+
+
+def _unknown(page: str, content_dir: Path, log: ProblemLog) -> None:
+    log.warn(content_dir, None, f"the page {page} published by the last build is gone; if its chapter moved, add "
+             f"to the chapter's front matter, to keep old links working: {_line((), [page])}. If you took it "
+             "down on purpose, ignore this")
+
+
+def _guess_story(folder: str, names: set[str], candidates: list[Story], gone: int) -> Story | None:
+    """The story (among those whose page is new) that most likely was at `folder`, whose chapter pages had
+    `names`: the one with most chapters of those names, else the only one when only one story is gone."""
+    scores = sorted(((len(names & {c.slug for c in s.chapters}), s) for s in candidates), key=lambda x: -x[0])
+    if scores and scores[0][0] and (len(scores) == 1 or scores[1][0] < scores[0][0]):
+        return scores[0][1]
+    if len(candidates) == 1 and gone == 1:
+        return candidates[0]
+    return None
+
+
+def _guess_chapters(folder: str, names: list[str], story: Story, pages: set[str], previous: Mapping[str, str],
+                    output: Path) -> list[tuple[str, Chapter | None]]:
+    """Each old chapter page `folder/name/` gone, with the chapter of `story` (among those at a new address)
+    that most likely took its place: the one of the number its name starts with; else the one whose text the
+    old page holds; else the only one left when one page is left."""
+    new = [c for c in story.chapters if urls.chapter_path(story, c) not in pages]
+    left = list(new)
+    found: dict[str, Chapter | None] = {}
+    for name in names:
+        number = _number(name)
+        match = next((c for c in left if number is not None and (c.number == number or _number(c.slug) == number)),
+                     None)
+        if match is not None:
+            left.remove(match)
+        found[name] = match
+    unmatched = [n for n in names if found[n] is None]
+    if unmatched and left and len(unmatched) * len(left) <= TEXT_PAIRS:
+        for name in unmatched:
+            text = _old_page(output, f"{folder}/{name}/{INDEX}", previous)
+            match = next((c for c in left if c.html.strip() and c.html.strip() in text), None) if text else None
+            if match is not None:
+                left.remove(match)
+                found[name] = match
+    unmatched = [n for n in names if found[n] is None]
+    if len(unmatched) == 1 and len(left) == 1:
+        found[unmatched[0]] = left[0]
+    return [(name, found[name]) for name in names]
+
+
+MAX_OLD_PAGE = 4 << 20  # bytes of an old page read to find a chapter's text in it, at most
+
+
+def _old_page(output: Path, path: str, previous: Mapping[str, str]) -> str:
+    """The text of the last build's page `path` in `output`, when it is still the file that build wrote."""
+    from generator.output import file_hash
+
+    file = output / path
+    try:
+        if file.is_symlink() or not file.is_file() or file.stat().st_size > MAX_OLD_PAGE:
+            return ""
+        data = file.read_bytes()
+    except OSError:
+        return ""
+    if file_hash(data) != previous.get(path):
+        return ""
+    return data.decode("utf-8", "replace")

@@ -1,4 +1,5 @@
-"""Renames keep every published address: `aliases:` of chapters and stories, and guids that survive."""
+"""Renames keep every published address: `aliases:` of chapters and stories, guids that survive, and the
+warning that names the `aliases:` line when a page the last build published is gone."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ SITE = {
     "content/s/02-the-keeper.md": chapter("The Keeper", "2025-01-02", body="The keeper speaks at last."),
     "content/s/03-three.md": chapter("Three", "2025-01-03", body="Third text."),
 }
+GONE = ('content/s/02-the-lamp.md: warning: the page s/02-the-keeper/ published by the last build is gone; to keep '
+        'old links working, add to the front matter: aliases: ["s/02-the-keeper/"]')
 
 
 def cli(site: Path, *args: str) -> Any:
@@ -126,7 +129,7 @@ def test_renamed_chapter_with_an_alias_redirects_and_keeps_its_guid(make_site, s
     out = site / "output"
     before = guids(out), guids(out, "s/feed.xml")
     rename_keeper(site, extra='slug: the-lamp\naliases: ["s/02-the-keeper/"]\n')
-    assert built(site) == ""
+    assert built(site) == ""  # nothing is gone: no warning
     assert redirect_of(out, "s/02-the-keeper/") == "s/the-lamp/index.html"
     assert "The keeper speaks at last." in (out / "s/the-lamp/index.html").read_text("utf-8")
     url, html = follow(served(out) + "s/02-the-keeper/")
@@ -140,6 +143,65 @@ def test_renamed_chapter_with_an_alias_redirects_and_keeps_its_guid(make_site, s
     assert "s/02-the-keeper/index.html" in previous_manifest(out)
 
 
+def test_a_rename_without_an_alias_warns_with_the_line_to_add(make_site):
+    site = make_site(SITE)
+    built(site)
+    keeper_guid = guids(site / "output")["A Story - Chapter 2: The Keeper"]
+    rename_keeper(site)
+    check = cli(site, "check")
+    assert check.returncode == 0 and GONE in check.stderr.splitlines()  # `check` sees the output too
+    before = tree_bytes(site / "output")
+    strict = cli(site, "build", "--strict")  # the warning as an error: the output stays, and so does the warning
+    assert strict.returncode == 1 and GONE.replace(": warning: ", ": error: ") in strict.stderr.splitlines()
+    assert tree_bytes(site / "output") == before
+    assert built(site).splitlines() == [GONE]
+    assert guids(site / "output")["A Story - Chapter 2: The Lamp"] == "serialist:s/02-the-lamp"
+    # The line as the warning gives it brings the old address and the old guid back.
+    text = (site / "content/s/02-the-lamp.md").read_text()
+    (site / "content/s/02-the-lamp.md").write_text(text.replace("---\n", '---\naliases: ["s/02-the-keeper/"]\n', 1))
+    assert built(site) == ""
+    assert redirect_of(site / "output", "s/02-the-keeper/") == "s/02-the-lamp/index.html"
+    assert guids(site / "output")["A Story - Chapter 2: The Lamp"] == keeper_guid
+
+
+def test_no_warning_without_a_previous_output_or_for_what_is_only_unpublished(make_site, tmp_path):
+    site = make_site(SITE)
+    rename_keeper(site)
+    assert built(site) == ""  # a fresh clone, or CI: nothing to compare with
+    # A draft published by the last build (`--drafts`) and not by this one is not gone.
+    (site / "content/s/04-four.md").write_text(chapter("Four", "2025-01-04", extra="draft: true\n"))
+    built(site, "--drafts")
+    assert (site / "output/s/04-four/index.html").is_file()
+    assert built(site) == ""
+
+
+def test_a_page_gone_with_no_likely_successor_is_named_anyway(make_site):
+    site = make_site({**SITE, "content/s/04-four.md": chapter("Four", "2025-01-04")})
+    built(site)
+    (site / "content/s/03-three.md").unlink()
+    (site / "content/s/04-four.md").unlink()
+    (site / "content/s/03-other.md").write_text(chapter("Other", "2025-01-03", body="Other text."))
+    lines = built(site).splitlines()
+    assert GONE.replace("02-the-lamp", "03-other").replace("02-the-keeper", "03-three") in lines  # by number
+    assert ('content: warning: the page s/04-four/ published by the last build is gone; if its chapter moved, add '
+            'to the chapter\'s front matter, to keep old links working: aliases: ["s/04-four/"]. If you took it '
+            'down on purpose, ignore this') in lines
+    assert len(lines) == 2
+
+
+def test_a_chapter_is_recognised_by_its_text_when_the_numbers_say_nothing(make_site):
+    site = make_site({**SITE, "content/s/keeper.md": chapter("K", "2025-01-04", body="Words of the keeper alone."),
+                      "content/s/extra.md": chapter("E", "2025-01-05", body="Unrelated.")})
+    built(site)
+    (site / "content/s/keeper.md").rename(site / "content/s/lamp.md")
+    (site / "content/s/extra.md").rename(site / "content/s/more.md")
+    (site / "content/s/more.md").write_text(chapter("E", "2025-01-05", body="Rewritten, so not the same."))
+    lines = built(site).splitlines()
+    assert ('content/s/lamp.md: warning: the page s/keeper/ published by the last build is gone; to keep old '
+            'links working, add to the front matter: aliases: ["s/keeper/"]') in lines
+    assert any(line.startswith("content/s/more.md: warning: the page s/extra/") for line in lines)  # the one left
+
+
 # A renamed story ---------------------------------------------------------------------------------------------
 
 def test_renamed_story_folder_with_an_alias_redirects_its_pages(make_site, served):
@@ -149,7 +211,9 @@ def test_renamed_story_folder_with_an_alias_redirects_its_pages(make_site, serve
     before = guids(out)
     old_epub = (out / "s/s.epub").read_bytes()
     (site / "content/s").rename(site / "content/new")
-    built(site)
+    warned = built(site).splitlines()
+    assert warned == ['content/new/story.md: warning: the story page s/ and its chapter pages published by the last '
+                      'build are gone; to keep old links working, add to the front matter: aliases: ["s/"]']
     story = (site / "content/new/story.md").read_text()
     (site / "content/new/story.md").write_text(story.replace("---\n", "---\naliases: [/s]\n", 1))
     assert built(site) == ""
@@ -192,6 +256,10 @@ def test_a_renamed_story_and_a_renamed_chapter_keep_the_first_guid(make_site):
     (site / "content/new/02-the-keeper.md").unlink()
     lamp = chapter("The Lamp", "2025-01-02", body="The keeper speaks at last.")
     (site / "content/new/02-the-lamp.md").write_text(lamp)
+    check = cli(site, "check")
+    assert [line for line in check.stderr.splitlines() if "warning" in line] == [
+        'content/new/02-the-lamp.md: warning: the page new/02-the-keeper/ published by the last build is gone; '
+        'to keep old links working, add to the front matter: aliases: ["new/02-the-keeper/"]']
     (site / "content/new/02-the-lamp.md").write_text(lamp.replace("---\n", "---\naliases: [new/02-the-keeper]\n", 1))
     assert built(site) == ""
     assert guids(site / "output")["A Story - Chapter 2: The Lamp"] == keeper
