@@ -206,6 +206,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     log.raise_if_errors(strict=options.strict)
     stages.done("validate")
     everything = without_markdown(site) if snapshot else None
+    loaded = loaded_pages(site)
     next_due = _next_due(site, now)
     published = select_published(site, now, drafts=options.drafts, future=options.future)
     stages.done("select")
@@ -262,6 +263,9 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
+    redirects = old_addresses(site, env, files, options.output, loaded, log)
+    files += redirects
+    log.raise_if_errors(strict=options.strict)
     output_notes: list[Problem] = []  # files kept in the output that Serialist did not make
     try:
         if options.write:
@@ -273,7 +277,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
                                    trusted=trusted)
         else:
             written = 0
-            for page in pages:  # `check` renders every page all the same, to find the theme's errors
+            for page in [*pages, *redirects]:  # `check` renders every page all the same, to find the theme's errors
                 page.make()
     except jinja2_errors() as exc:
         raise ContentError([template_problem(exc, theme)]) from None
@@ -304,6 +308,33 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
             warnings=tuple((str(w.path), w.line, w.message) for w in warnings)))
     return result, (Snapshot(root, options, config, theme, now, everything, site, targets)
                     if everything is not None else None)
+
+
+def loaded_pages(site: Site) -> frozenset[str]:
+    """The addresses of every story and chapter loaded, published or not."""
+    from generator import urls
+
+    return frozenset(page for story in site.stories
+                     for page in (urls.story_path(story), *(urls.chapter_path(story, c) for c in story.chapters)))
+
+
+def old_addresses(site: Site, env: object, files: list[AnyFile], output: Path, loaded: frozenset[str],
+                  log: ProblemLog) -> list[AnyFile]:
+    """The pages at the site's old addresses (`aliases:`), where no file of the site (`files`, and the EPUBs
+    that `check` does not make) is; and a warning for each page the last build wrote into `output` that is
+    gone (`aliases.gone_pages`)."""
+    from generator import urls
+    from generator.aliases import check_redirects, gone_pages, redirects
+    from generator.output import previous_manifest
+    from generator.pages import render_redirects
+
+    made = {file.path for file in files} | {urls.epub_path(story) for story in site.stories}
+    kept = check_redirects(redirects(site), made, log)
+    pages: list[AnyFile] = list(render_redirects(site, env, kept))  # type: ignore[arg-type]
+    previous = previous_manifest(output)
+    if previous:
+        gone_pages(previous, made | {page.path for page in pages}, site, loaded, output, site.config.content_dir, log)
+    return pages
 
 
 def jinja2_errors() -> type[Exception]:

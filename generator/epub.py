@@ -79,8 +79,10 @@ img { max-width: 100%; }
 
 
 def book_identifier(story: Story) -> str:
-    """A stable `urn:uuid:` for the story: from its author and URL name, not the site's address or title."""
-    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"serialist:{story.author}/{story.slug}"))
+    """A stable `urn:uuid:` for the story: from its author and URL name (its first one, when its `aliases:` name
+    older ones), not the site's address or title."""
+    name = story.aliases[0].removesuffix("/") if story.aliases else story.slug
+    return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"serialist:{story.author}/{name}"))
 
 
 _LANGUAGE = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")

@@ -1,8 +1,9 @@
 """RSS 2.0 feeds (site-wide and per story) and the sitemap.
 
 Items carry the full chapter with its notes, links made absolute from
-`base_url`. A chapter's guid is built from the story's and chapter's URL names,
-so it survives a new title or a new domain. Nothing dated after `now` is listed.
+`base_url`. A chapter's guid is built from the story's and chapter's URL names
+(the first ones, when `aliases:` name older ones), so it survives a new title, a new
+domain, and a new name given with the old one in `aliases:`. Nothing dated after `now` is listed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from functools import partial
 from urllib.parse import urljoin
 
 from generator import urls
+from generator.aliases import first_address
 from generator.model import Chapter, Site, Story
 from generator.output import LazyFile, OutputFile
 from generator.pages import linked_chapter
@@ -35,7 +37,9 @@ def absolutize(html: str, page_url: str) -> str:
 
 
 def guid(story: Story, chapter: Chapter) -> str:
-    return f"serialist:{story.slug}/{chapter.slug}"
+    """`serialist:<story>/<chapter>`, of the address the chapter was first published under (`first_address`):
+    its address now, unless its `aliases:` or its story's name an older one."""
+    return "serialist:" + first_address(story, chapter).removesuffix("/")
 
 
 def item_html(story: Story, chapter: Chapter, base_url: str) -> str:

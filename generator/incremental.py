@@ -6,7 +6,7 @@ pages and their neighbours', the story page, the part of the whole-work page
 that holds them, the home page, the feeds and the sitemap, and replaces just
 those files (each atomically) in the served folder. Anything else (a new,
 deleted or renamed file, `story.md`, `site.toml`, the theme, a chapter that
-becomes published or unpublished) gets a full build. When a story's totals
+becomes published or unpublished, new `aliases:`) gets a full build. When a story's totals
 (words, dates) changed, the pages that show them (its other chapters' work
 information, the other parts of the whole work, tag and series pages) are
 redone after the reload, quietly and a page at a time, until another change
@@ -316,11 +316,12 @@ def _story(site: Site, slug: str) -> Story | None:
 
 
 def _same_outline(published: Site, previous: dict[str, Story], slugs: frozenset[str]) -> bool:
-    """Whether the same chapters are published at the same places: the only stories that can differ are `slugs`."""
+    """Whether the same chapters are published at the same places, with the same old addresses (the pages there,
+    and the feeds' guids, follow from them): the only stories that can differ are `slugs`."""
     if {s.slug for s in published.stories} != previous.keys():
         return False
-    return all([(c.slug, c.number, c.source) for c in s.chapters]
-               == [(c.slug, c.number, c.source) for c in previous[s.slug].chapters]
+    return all([(c.slug, c.number, c.source, c.aliases) for c in s.chapters]
+               == [(c.slug, c.number, c.source, c.aliases) for c in previous[s.slug].chapters]
                for s in published.stories if s.slug in slugs)
 
 

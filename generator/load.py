@@ -29,9 +29,9 @@ ONESHOT_CHAPTER_SLUG = "chapter-1"
 
 STORY_KEYS = ("title", "author", "rating", "warnings", "fandoms", "relationships", "characters", "tags",
               "status", "chapters_planned", "notes_before", "notes_after", "language", "series", "series_part",
-              "cover", "extra")
+              "cover", "extra", "aliases")
 CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before", "notes_after",
-                "warnings", "draft", "slug", "extra")
+                "warnings", "draft", "slug", "extra", "aliases")
 ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
 
 # Files editors and operating systems leave beside the real ones.
@@ -554,7 +554,14 @@ def _kind(value: object) -> str:
             dict: "a set of fields", str: "text"}.get(type(value), type(value).__name__)
 
 
-def _chapter(doc: Document, f: Fields, slug: str, number: int) -> Chapter:
+def _aliases(doc: Document, f: Fields, folder: bool) -> tuple[str, ...]:
+    """The file's `aliases:` (a story's are folders), checked."""
+    from generator.aliases import KEY, read_aliases  # (which needs `urls`, which needs this module)
+
+    return read_aliases(doc.path, doc.meta.get(KEY), doc.line(KEY), f.config.base_url, f.log, folder)
+
+
+def _chapter(doc: Document, f: Fields, slug: str, number: int, aliases: bool = True) -> Chapter:
     return Chapter(
         source=doc.path,
         slug=slug,
@@ -571,6 +578,7 @@ def _chapter(doc: Document, f: Fields, slug: str, number: int) -> Chapter:
         body=doc.body,
         body_line=doc.body_line,
         has_text=bool(doc.body.strip()),
+        aliases=_aliases(doc, f, folder=False) if aliases else (),
         lines=doc.lines,
     )
 
@@ -661,6 +669,7 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
         slug=slugify(folder.name),
         assets=assets,
         cover=_cover(doc, f, assets),
+        aliases=_aliases(doc, f, folder=True),
         notes_before=f.text("notes_before"),
         notes_after=f.text("notes_after"),
         summary=doc.body.strip(),
@@ -679,7 +688,7 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
     f = Fields(doc, config, log, ONESHOT_KEYS)
     fields = _story_fields(f, config)
     _require_title(doc, fields["title"], log)
-    chapter = _chapter(doc, f, ONESHOT_CHAPTER_SLUG, 1)
+    chapter = _chapter(doc, f, ONESHOT_CHAPTER_SLUG, 1, aliases=False)  # a one-shot's are the story's
     chapter = replace(chapter, title=None, summary="")
     slug = f.text("slug") or slugify(path.stem)
     assets = find_assets(path.with_name(path.stem + ASSETS_SUFFIX), slug, config.root.resolve(), log)
@@ -688,6 +697,7 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
         slug=slug,
         assets=assets,
         cover=_cover(doc, f, assets),
+        aliases=_aliases(doc, f, folder=True),
         summary=f.text("summary"),
         summary_line=doc.line("summary"),
         single_file=True,

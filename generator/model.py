@@ -112,6 +112,7 @@ class Chapter:
     body: str = ""
     body_line: int = 1  # line of the file where `body` starts
     has_text: bool = True  # whether `body` has any text (still known once the Markdown is let go of)
+    aliases: tuple[str, ...] = ()  # the addresses it was published under before, oldest first (`aliases.py`)
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)  # front-matter key → line
     # Filled in by the Markdown stage:
     html: str = ""
@@ -173,6 +174,7 @@ class Story:
     # Every file beside the chapters (the story's folder, or a one-shot's `<name>.assets/`), published as is.
     assets: tuple[Asset, ...] = ()
     cover: str = ""  # the cover image's URL path from the site root (an `Asset.url`), or ""
+    aliases: tuple[str, ...] = ()  # the story's old addresses (folders), oldest first (`aliases.py`)
     chapters: tuple[Chapter, ...] = ()  # published (visible) chapters once selected
     lines: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     # Filled in by the selection stage: the next chapter not yet published.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+from urllib.parse import quote
 
 import jinja2
 
@@ -17,6 +18,9 @@ from generator.taxonomy import Series, Tag, build_taxonomy
 from generator.theme import compile_templates
 from generator.urls import Linker
 from generator.xmlchars import xml_utf8
+
+if TYPE_CHECKING:
+    from generator.aliases import Redirect
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,3 +253,20 @@ def render_pages(site: Site, env: jinja2.Environment) -> list[LazyFile]:
 def work_part(renderer: PageRenderer, story: Story, number: int) -> OutputFile:
     """Part `number` of the story's whole work (see `work_parts`)."""
     return next(renderer.work(story, only=lambda part: part.number == number))
+
+
+def render_redirect(site: Site, env: jinja2.Environment, redirect: Redirect) -> OutputFile:
+    """The page at an old address (`aliases:`), through the theme's `alias.html`. It shows nothing that a
+    chapter's file can change (the story's title and language come from its `story.md`), so an incremental
+    rebuild need not redo it."""
+    link = Linker(redirect.path, site.config.base_url)
+    target = quote(link.url(redirect.target), safe="/%")
+    html = env.get_template("alias.html").render(
+        site=site, config=site.config, link=link, url=link.url, urls=urls, target=target,
+        canonical=link.absolute(redirect.target) or target, title=redirect.story.title, lang=redirect.story.language)
+    return OutputFile(urls.file_of(redirect.path), html.encode("utf-8"))
+
+
+def render_redirects(site: Site, env: jinja2.Environment, redirects: list[Redirect]) -> list[LazyFile]:
+    """The pages at the old addresses `redirects`, each rendered when it is written."""
+    return [_later(urls.file_of(r.path), partial(render_redirect, site, env, r)) for r in redirects]

@@ -156,7 +156,7 @@ def make_environment(theme: Theme, bytecode_dir: Path | None = None, auto_reload
 
 # The templates pages are rendered with: a theme's own, or else the default theme's.
 TEMPLATES = ("home.html", "404.html", "tags.html", "tag.html", "series_index.html", "series.html", "story.html",
-             "work.html", "chapter.html")
+             "work.html", "chapter.html", "alias.html")
 
 
 def compile_into(theme: Theme, bytecode_dir: Path) -> None:
