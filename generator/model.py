@@ -156,12 +156,22 @@ class Story:
         return self._total("words", lambda: sum(c.words for c in self.chapters))
 
     @property
+    def chapters_to_come(self) -> int | None:
+        """`chapters_planned` while it is more than the chapters posted, of a story that is not complete: the
+        total to show. None when the total is not known, or no longer true (a story still going on with as
+        many chapters as were planned, or more, has more than were planned)."""
+        planned = self.chapters_planned
+        return planned if planned is not None and planned > len(self.chapters) and not self.is_complete else None
+
+    @property
     def chapter_count(self) -> str:
-        """AO3's posted/expected: `3/10`, `3/?`, `3/3`."""
+        """AO3's posted/expected: `3/10`, `3/?`, `3/3`; `4/?` for the fourth chapter of three planned, or the
+        third of three, of a story that is not complete."""
         posted = len(self.chapters)
-        if self.chapters_planned is not None:
-            return f"{posted}/{max(self.chapters_planned, posted) if self.is_complete else self.chapters_planned}"
-        return f"{posted}/{posted}" if self.is_complete else f"{posted}/?"
+        if self.is_complete:
+            return f"{posted}/{max(self.chapters_planned or posted, posted)}"
+        total = self.chapters_to_come
+        return f"{posted}/{total}" if total is not None else f"{posted}/?"
 
     @property
     def published(self) -> datetime | None:

@@ -73,11 +73,13 @@ def _check_consistency(story: Story, now: datetime, log: ProblemLog) -> None:
     if story.chapters_planned is not None and story.chapters_planned < len(posted):
         log.error(story.source, planned_line,
                   f"`chapters_planned` is {story.chapters_planned} but {len(posted)} chapters are posted or "
-                  "scheduled; raise it, or remove it if the total is unknown")
+                  f"scheduled; raise it (`chapters_planned: {len(posted)}` if that is all of them, and "
+                  "`status: complete` when the story is finished), or remove it if the total is unknown")
     elif story.chapters_planned == len(posted) and not story.is_complete and story.status != "abandoned":
         log.warn(story.source, planned_line,
-                 f"all {len(posted)} planned chapters are posted but `status` is `{story.status}`; "
-                 "set `status: complete` if the story is finished")
+                 f"all {len(posted)} planned chapters are posted but `status` is `{story.status}`, so the "
+                 f"site counts them as {len(posted)}/? (the total is not known); set `status: complete` if the "
+                 "story is finished, or raise `chapters_planned` if more chapters are coming")
     if story.is_complete:
         pending = [c for c in story.chapters if c.draft or (c.date is not None and c.date > now)]
         for chapter in pending:
