@@ -7,6 +7,7 @@ their rendered HTML, their word counts. Nothing here is ever mutated.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +49,35 @@ def archive_warning(text: str) -> str | None:
     return None
 
 
+_NUMBER_WORDS = {word: n for n, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+_TENS = {word: 10 * n for n, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_IN_WORDS = (rf"(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(list(_NUMBER_WORDS)[1:10])}))?"
+             rf"|{'|'.join(sorted(_NUMBER_WORDS, key=len, reverse=True))}")
+_SEPARATOR = r"[ \t]*[:.\-\u2013\u2014|][ \t]*"
+# A title that starts with a chapter number: `Chapter 3`, `Chapter 3: The Letter`, `Ch. 3 - The Letter`,
+# `chapter three.` (a number in words only before punctuation or the end, as in `Chapter Three: …`, so that a
+# title like `Chapter Three Little Pigs` is not read as one; and not a number like `1.5` or `1-3`).
+_NUMBERED = re.compile(rf"(?:chapter|chap\.?|ch\.?)[ \t]*#?[ \t]*"
+                       rf"(?:(?P<digits>\d+)(?![.,\-]?\d)(?:{_SEPARATOR}|[ \t]+|$)"
+                       rf"|(?P<words>{_IN_WORDS})(?:{_SEPARATOR}|$))", re.IGNORECASE)
+
+
+def title_number(title: str) -> tuple[int, str] | None:
+    """The chapter number a title starts with, and the rest of the title: `Chapter 3: The Letter` → (3, `The
+    Letter`); `Chapter 3` → (3, ""); None for a title that does not start with one."""
+    match = _NUMBERED.match(title)
+    if match is None:
+        return None
+    if match["digits"] is not None:
+        number = int(match["digits"])
+    else:
+        tens, _, ones = match["words"].lower().replace(" ", "-").partition("-")
+        number = _TENS.get(tens, _NUMBER_WORDS.get(tens, 0)) + _NUMBER_WORDS.get(ones, 0)
+    return number, title[match.end():].strip()
+
+
 @dataclass(frozen=True, slots=True)
 class Chapter:
     source: Path
@@ -73,13 +103,25 @@ class Chapter:
     words: int = 0
 
     @property
+    def own_title(self) -> str:
+        """The title without the chapter's own number, when it starts with it (`Chapter 3: The Letter` of
+        chapter 3 → `The Letter`, `Chapter 3` → ""), so that the number is shown once; else the title."""
+        if not self.title:
+            return ""
+        numbered = title_number(self.title)
+        return numbered[1] if numbered is not None and numbered[0] == self.number else self.title
+
+    @property
     def heading(self) -> str:
-        """`Chapter 3: The Letter`, or `Chapter 3` for an untitled chapter."""
-        return f"Chapter {self.number}: {self.title}" if self.title else f"Chapter {self.number}"
+        """`Chapter 3: The Letter`, or `Chapter 3` for an untitled chapter. Every page, feed and book that
+        names a chapter with its number takes this."""
+        title = self.own_title
+        return f"Chapter {self.number}: {title}" if title else f"Chapter {self.number}"
 
     @property
     def display_title(self) -> str:
-        return self.title or f"Chapter {self.number}"
+        """The title beside the number in a table of contents: `The Letter`, or `Chapter 3` when untitled."""
+        return self.own_title or f"Chapter {self.number}"
 
     @property
     def last_changed(self) -> datetime | None:

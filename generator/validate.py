@@ -9,7 +9,7 @@ from pathlib import Path
 from generator.errors import ProblemLog
 from generator.load import STORY_FILE, slugify
 from generator.names import long_name_problem
-from generator.model import ARCHIVE_WARNINGS, Site, Story, archive_warning
+from generator.model import ARCHIVE_WARNINGS, Chapter, Site, Story, archive_warning, title_number
 from generator.taxonomy import check_series
 
 RESERVED_STORY_SLUGS = frozenset({"assets", "tags", "series", "404", "feed"})
@@ -64,6 +64,20 @@ def _check_story(story: Story, log: ProblemLog) -> None:
                       "(the day it is published) or mark it `draft: true`")
         if chapter.updated and chapter.date and chapter.updated < chapter.date:
             log.warn(chapter.source, chapter.lines.get("updated"), "`updated` is before `date`")
+        _check_title(chapter, log)
+
+
+def _check_title(chapter: Chapter, log: ProblemLog) -> None:
+    """A title that starts with another chapter's number (`Chapter 4: …` for chapter 3), which the pages would
+    show after this one's: `Chapter 3: Chapter 4: …`. (One that starts with its own is shown once.)"""
+    numbered = title_number(chapter.title) if chapter.title else None
+    if numbered is None or numbered[0] == chapter.number:
+        return
+    number = numbered[0]
+    why = "its `number:`" if "number" in chapter.lines else "its place among the chapter files, in name order"
+    log.warn(chapter.source, chapter.lines.get("title"),
+             f"the title starts with Chapter {number} but this is chapter {chapter.number} (by {why}), so it is "
+             f"shown as \"{chapter.heading}\"; remove the number from the title, or set `number: {number}`")
 
 
 def _check_consistency(story: Story, now: datetime, log: ProblemLog) -> None:

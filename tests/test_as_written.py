@@ -66,6 +66,58 @@ def everything(output: Path) -> str:
     return "\n".join(parts)
 
 
+# --- titles that say their number -----------------------------------------------------------------------------
+
+TITLES = {1: "Chapter 1: The Beginning", 2: "Chapter 2", 3: "Ch. 3 - The Storm", 4: "chapter 4. Low Tide",
+          5: "Ch 5", 6: "Chapter Six: Fog", 7: "The Keeper"}
+HEADINGS = {1: "Chapter 1: The Beginning", 2: "Chapter 2", 3: "Chapter 3: The Storm", 4: "Chapter 4: Low Tide",
+            5: "Chapter 5", 6: "Chapter 6: Fog", 7: "Chapter 7: The Keeper"}
+
+
+@pytest.fixture(scope="module")
+def titled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    files = {f"content/box/{n}-c.md": chapter_md(title, n, f"Text of chapter {n}.")
+             for n, title in TITLES.items()}
+    files["content/box/8-wrong.md"] = chapter_md("Chapter 9: Elsewhere", 8, "Text of chapter 8.")
+    root = make(tmp_path_factory.mktemp("titled") / "site", {"content/box/story.md": story_md(), **files})
+    return build_site(root)
+
+
+def test_a_title_that_starts_with_its_own_number_is_shown_with_it_once(titled: tuple[Path, list[str]]) -> None:
+    """On the chapter page (its heading and `<title>`), the contents, the whole work, the feeds, the JSON-LD
+    and the EPUB: `Chapter 1: The Beginning`, never `Chapter 1: Chapter 1: The Beginning`."""
+    output, _ = titled
+    for n, heading in HEADINGS.items():
+        page = (output / f"box/{n}-c/index.html").read_text("utf-8")
+        assert f'<h1 class="chapter-title">{heading}</h1>' in page, n
+        assert f"<title>{heading} - The Box - Scratch</title>" in page, n
+        assert f'"name":"{heading}"' in page, n  # JSON-LD
+    all_output = everything(output)
+    assert not re.search(r"Chapter (\d+): (Chapter|Ch\.?) ?\1\b", all_output, re.IGNORECASE)
+    assert "Chapter 6: Chapter Six" not in all_output
+    work = (output / "box/all/index.html").read_text("utf-8")
+    feed = (output / "box/feed.xml").read_text("utf-8")
+    book = epub_documents(output / "box/box.epub")
+    nav = next(doc for name, doc in book.items() if name.endswith("nav.xhtml"))
+    for heading in HEADINGS.values():
+        assert f'<h2 class="chapter-title">{heading}</h2>' in work
+        assert f"<title>The Box - {heading}</title>" in feed
+        assert f">{heading}</a>" in nav
+        assert any(f'<h1 class="chapter-title">{heading}</h1>' in doc for doc in book.values())
+    contents = text((output / "box/index.html").read_text("utf-8"))  # number, then the title without it
+    for row in ("1 The Beginning 2025-01-01", "2 Chapter 2 2025-01-02", "3 The Storm", "6 Fog", "7 The Keeper"):
+        assert row in contents
+
+
+def test_a_title_that_starts_with_another_number_is_warned_about(titled: tuple[Path, list[str]]) -> None:
+    output, warnings = titled
+    assert [w for w in warnings if "the title starts with" in w] == [
+        "content/box/8-wrong.md:2: the title starts with Chapter 9 but this is chapter 8 (by its place among the "
+        'chapter files, in name order), so it is shown as "Chapter 8: Chapter 9: Elsewhere"; remove the number '
+        "from the title, or set `number: 9`"]
+    assert "Chapter 8: Chapter 9: Elsewhere" in (output / "box/8-wrong/index.html").read_text("utf-8")
+
+
 # --- counts that cannot be wrong ------------------------------------------------------------------------------
 
 def counts_and_notices(output: Path) -> tuple[set[str], set[str]]:
