@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import frontmatter
 import yaml
 
-from generator.config import SiteConfig
+from generator.config import LINE_BREAKS, SiteConfig
 from generator.errors import ProblemLog, suggest
 from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES
 from generator.model import RATINGS, STATUSES, Asset, Chapter, Site, Story
@@ -28,9 +28,9 @@ ONESHOT_CHAPTER_SLUG = "chapter-1"
 
 STORY_KEYS = ("title", "author", "rating", "warnings", "fandoms", "relationships", "characters", "tags",
               "status", "chapters_planned", "notes_before", "notes_after", "language", "series", "series_part",
-              "cover")
+              "cover", "line_breaks")
 CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before", "notes_after",
-                "warnings", "draft", "slug")
+                "warnings", "draft", "slug", "line_breaks")
 ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
 
 # Files editors and operating systems leave beside the real ones.
@@ -291,6 +291,7 @@ def _chapter(doc: Document, f: Fields, slug: str, number: int) -> Chapter:
         notes_after=f.text("notes_after"),
         warnings=f.strings("warnings"),
         draft=f.flag("draft"),
+        line_breaks=f.choice("line_breaks", LINE_BREAKS, "markdown") if "line_breaks" in doc.meta else "",
         body=doc.body,
         body_line=doc.body_line,
         has_text=bool(doc.body.strip()),
@@ -313,6 +314,7 @@ def _story_fields(f: Fields, config: SiteConfig) -> dict[str, Any]:
         status=f.choice("status", STATUSES, "ongoing"),
         chapters_planned=f.integer("chapters_planned", 1),
         language=f.text("language", config.language),
+        line_breaks=f.choice("line_breaks", LINE_BREAKS, config.line_breaks),
     )
 
 

@@ -91,6 +91,7 @@ class Chapter:
     notes_after: str = ""
     warnings: tuple[str, ...] = ()
     draft: bool = False
+    line_breaks: str = ""  # one of `config.LINE_BREAKS`, or "" for the story's
     body: str = ""
     body_line: int = 1  # line of the file where `body` starts
     has_text: bool = True  # whether `body` has any text (still known once the Markdown is let go of)
@@ -157,6 +158,7 @@ class Story:
     series_part: int | None = None  # its part number; None: by first publication date
     status: str = "ongoing"
     chapters_planned: int | None = None
+    line_breaks: str = "markdown"  # one of `config.LINE_BREAKS`: the default of the story's chapters
     notes_before: str = ""
     notes_after: str = ""
     language: str = "en"
