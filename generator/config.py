@@ -32,6 +32,7 @@ class SiteConfig:
     feed_items: int = 20
     timezone: str = "UTC"
     cname: str = ""
+    line_breaks: str = "markdown"  # the default of every story (`LINE_BREAKS`)
 
     @property
     def content_dir(self) -> Path:
@@ -70,7 +71,10 @@ class BuildOptions:
 
 
 _STRING_KEYS = ("title", "author", "description", "language", "base_url", "theme", "timezone", "cname")
-KNOWN_KEYS = (*_STRING_KEYS, "feed_items")
+KNOWN_KEYS = (*_STRING_KEYS, "feed_items", "line_breaks")
+# `line_breaks`, what a single line break in a text is. `markdown`: a space, as Markdown has it (a paragraph ends at
+# a blank line); `paragraphs`: the end of a paragraph, as in text pasted from an archive or a word processor.
+LINE_BREAKS = ("markdown", "paragraphs")
 
 
 def normalise_base_url(url: str) -> str:
@@ -149,6 +153,13 @@ def load_config(root: Path) -> SiteConfig:
         elif key == "feed_items":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(Problem(path, line, "`feed_items` must be a whole number of at least 1, like `feed_items = 20`"))
+            else:
+                values[key] = value
+        elif key == "line_breaks":
+            if value not in LINE_BREAKS:
+                problems.append(Problem(path, line, f"`line_breaks` must be \"markdown\" (a single line break "
+                                        "joins two lines into one paragraph) or \"paragraphs\" (each line is a "
+                                        f"paragraph), like `line_breaks = \"paragraphs\"`, not `{value}`"))
             else:
                 values[key] = value
         elif not isinstance(value, str):

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import frontmatter
 import yaml
 
-from generator.config import SiteConfig
+from generator.config import LINE_BREAKS, SiteConfig
 from generator.errors import ProblemLog, suggest
 from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES
 from generator.model import RATINGS, STATUSES, Asset, Chapter, Extra, Site, Story
@@ -29,9 +29,9 @@ ONESHOT_CHAPTER_SLUG = "chapter-1"
 
 STORY_KEYS = ("title", "author", "rating", "warnings", "fandoms", "relationships", "characters", "tags",
               "status", "chapters_planned", "notes_before", "notes_after", "language", "series", "series_part",
-              "cover", "extra", "aliases")
+              "cover", "extra", "aliases", "line_breaks")
 CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before", "notes_after",
-                "warnings", "draft", "slug", "extra", "aliases")
+                "warnings", "draft", "slug", "extra", "aliases", "line_breaks")
 ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
 
 # Files editors and operating systems leave beside the real ones.
@@ -575,6 +575,7 @@ def _chapter(doc: Document, f: Fields, slug: str, number: int, aliases: bool = T
         warnings=f.strings("warnings"),
         draft=f.flag("draft"),
         extra=f.extra(),
+        line_breaks=f.choice("line_breaks", LINE_BREAKS, "markdown") if "line_breaks" in doc.meta else "",
         body=doc.body,
         body_line=doc.body_line,
         has_text=bool(doc.body.strip()),
@@ -599,6 +600,7 @@ def _story_fields(f: Fields, config: SiteConfig) -> dict[str, Any]:
         chapters_planned=f.integer("chapters_planned", 1),
         language=f.text("language", config.language),
         extra=f.extra(),
+        line_breaks=f.choice("line_breaks", LINE_BREAKS, config.line_breaks),
     )
 
 

@@ -6,7 +6,9 @@ thematic breaks rendered as scene breaks, and raw HTML limited to a safe
 list of tags (as on AO3) with nh3. What the author's HTML leaves open (a
 `<script>` with no `</script>`, a `<!--` with no `-->`, a tag with no `>`) is
 shown as text, rather than taking the rest of the text with it
-(`keep_open_markup_as_text`).
+(`keep_open_markup_as_text`). With `line_breaks: paragraphs`, each line of the text is a paragraph
+(`markdown_rules.line_paragraphs`); without, a chapter whose paragraphs look like lines pasted from an archive
+or a word processor gets a warning (`pasted_warning`).
 """
 
 from __future__ import annotations
@@ -182,6 +184,8 @@ def markdown() -> MarkdownIt:
     md.core.ruler.at("smartquotes", markdown_rules.smart_quotes)
     md.use(footnote_plugin)
     md.use(anchors_plugin, min_level=1, max_level=6)
+    md.core.ruler.after("inline", "line_paragraphs", markdown_rules.line_paragraphs)
+    md.block.ruler.at("lheading", markdown_rules.setext_heading)
     md.add_render_rule("hr", _scene_break)
     if md.inline.ruler.get_active_rules() == list(markdown_rules.INLINE_RULES):  # the rules it knows of
         md.inline.ruler.at("text", markdown_rules.text)
@@ -321,29 +325,64 @@ def _rewrite_links(tokens: list[Token], origin: Origin, targets: LinkTargets, lo
                          f"next to {origin.path.name}; fix the path")
 
 
+def _environment(doc_id: str, line_breaks: str) -> dict:
+    """What markdown-it's rules are told of the text: its id (for footnotes) and its `line_breaks`."""
+    from generator.markdown_rules import LINE_BREAKS
+
+    return {"docId": doc_id, LINE_BREAKS: line_breaks} if line_breaks != "markdown" else {"docId": doc_id}
+
+
+def pasted_warning(ranges: list[tuple[int, int]], origin: Origin, text_of: str, log: ProblemLog) -> None:
+    """Warn that the paragraphs at `ranges` (lines from 0 of the text that starts at `origin`) are lines Markdown
+    shows as one paragraph each; `text_of` says whose text it is: `chapter` or `one-shot`."""
+    lines = [f"{origin.line + first}\u2013{origin.line + last}" for first, last in ranges[:3]]
+    more = len(ranges) - len(lines)
+    if more:
+        where = ", ".join(lines) + f" and {more} more place{'s' if more > 1 else ''}"
+    else:
+        where = " and ".join((", ".join(lines[:-1]), lines[-1])) if len(lines) > 1 else lines[0]
+    shown = "they are shown as one paragraph" if len(ranges) == 1 else "each group is shown as one paragraph"
+    setting = ("to the front matter" if text_of != "chapter"
+               else "to the chapter's front matter (or to story.md, for every chapter of the story)")
+    log.warn(origin.path, origin.line + ranges[0][0],
+             f"lines {where} are separate lines with no blank line between them, so {shown}; if each line is a "
+             f"paragraph, as in text pasted from an archive or a word processor, add `line_breaks: paragraphs` "
+             f"{setting}, or `line_breaks = \"paragraphs\"` to site.toml for every story; or put a blank line "
+             "between paragraphs")
+
+
 def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTargets | None = None,
-           log: ProblemLog | None = None) -> tuple[str, int]:
-    """HTML and word count of one Markdown text."""
+           log: ProblemLog | None = None, line_breaks: str = "markdown", text_of: str = "") -> tuple[str, int]:
+    """HTML and word count of one Markdown text. `line_breaks` is the text's setting (`config.LINE_BREAKS`);
+    `text_of` (`chapter` or `one-shot`) says the text is a chapter's, whose paragraphs are checked (with
+    `line_breaks: markdown`) for lines pasted with no blank line between them."""
     if not text.strip():
         return "", 0
     md = markdown()
-    env = {"docId": doc_id}
+    env = _environment(doc_id, line_breaks)
     tokens = md.parse(text, env)
     markup = "<" in text  # the author's HTML (or an autolink)
     if markup:
-        tokens, env = _close_html_blocks(text, doc_id, tokens, env)
+        tokens, env = _close_html_blocks(text, doc_id, line_breaks, tokens, env)
         for token in tokens:
             if token.type == "html_block":
                 token.content = keep_open_markup_as_text(token.content, block=True)
     if origin is not None and targets is not None and log is not None:
         rewrite_files(tokens, origin, targets, log)
         _rewrite_links(tokens, origin, targets, log)
+    if text_of and log is not None and origin is not None and line_breaks == "markdown" and "\n" in text.strip():
+        from generator.markdown_rules import pasted_lines
+
+        ranges = pasted_lines(tokens)
+        if ranges:
+            pasted_warning(ranges, origin, text_of, log)
     html, words = md.renderer.render(tokens, md.options, env), count_words(tokens)
     del tokens  # (several times the text's size: let go of before the HTML is sanitized)
     return sanitize(keep_open_markup_as_text(html) if markup else html), words
 
 
-def _close_html_blocks(text: str, doc_id: str, tokens: list[Token], env: dict) -> tuple[list[Token], dict]:
+def _close_html_blocks(text: str, doc_id: str, line_breaks: str, tokens: list[Token],
+                       env: dict) -> tuple[list[Token], dict]:
     """The text parsed again with the `<` that starts each HTML block left open (`open_html_block`) escaped,
     as text: what comes after it is Markdown again, rather than HTML that the sanitiser would drop."""
     from generator.markdown_rules import open_html_block
@@ -356,7 +395,7 @@ def _close_html_blocks(text: str, doc_id: str, tokens: list[Token], env: dict) -
         if at < 0 or lines[line][at - 1:at] == "\\":
             break  # (cannot be: the block starts at the line's first `<`, which a quote or list marker is not)
         lines[line] = lines[line][:at] + "\\" + lines[line][at:]
-        env = {"docId": doc_id}
+        env = _environment(doc_id, line_breaks)
         tokens = markdown().parse("\n".join(lines), env)
     return tokens, env
 
@@ -368,6 +407,8 @@ class Job:
     doc_id: str  # unique in the site; also prefixes footnote ids
     text: str
     origin: Origin
+    line_breaks: str = "markdown"  # the text's `line_breaks` (`config.LINE_BREAKS`)
+    text_of: str = ""  # `chapter` or `one-shot` for a chapter's text (see `render`)
 
 
 # (html, words, problems as (path, line, message, level))
@@ -376,7 +417,7 @@ Result = tuple[str, int, tuple[tuple[str, int | None, str, str], ...]]
 
 def render_job(job: Job, targets: LinkTargets) -> Result:
     log = ProblemLog()
-    html, words = render(job.text, job.doc_id, job.origin, targets, log)
+    html, words = render(job.text, job.doc_id, job.origin, targets, log, job.line_breaks, job.text_of)
     problems = tuple((str(p.path), p.line, p.message, p.level) for p in log.warnings + log.errors)
     return html, words, problems
 
@@ -398,12 +439,15 @@ _STORY_FIELDS = (("summary", "-summary", "summary_html"), ("notes_before", "-wnb
 
 def _chapter_jobs(story: Story, chapter: Chapter) -> list[Job]:
     jobs = []
+    line_breaks = chapter.line_breaks or story.line_breaks  # the chapter's text, notes and summary alike
     for name, suffix, _ in _CHAPTER_FIELDS:
         text = getattr(chapter, name)
         if text.strip():
-            origin = (Origin(chapter.source, chapter.body_line) if name == "body"
+            body = name == "body"
+            origin = (Origin(chapter.source, chapter.body_line) if body
                       else _field_origin(chapter.source, chapter.lines, name, text))
-            jobs.append(Job(f"{story.slug}-{chapter.slug}{suffix}", text, origin))
+            text_of = ("one-shot" if story.single_file else "chapter") if body else ""
+            jobs.append(Job(f"{story.slug}-{chapter.slug}{suffix}", text, origin, line_breaks, text_of))
     return jobs
 
 
@@ -414,7 +458,7 @@ def _story_jobs(story: Story) -> list[Job]:
         if text.strip():
             origin = (Origin(story.source, story.summary_line) if name == "summary" and not story.single_file
                       else _field_origin(story.source, story.lines, name, text))
-            jobs.append(Job(f"{story.slug}{suffix}", text, origin))
+            jobs.append(Job(f"{story.slug}{suffix}", text, origin, story.line_breaks))
     return jobs
 
 
@@ -442,7 +486,8 @@ def may_link(text: str) -> bool:
 
 
 def _job_key(job: Job) -> str:
-    return digest("markdown", job.doc_id, str(job.origin.path), str(job.origin.line), job.text)
+    return digest("markdown", job.doc_id, str(job.origin.path), str(job.origin.line), job.line_breaks, job.text_of,
+                  job.text)
 
 
 def _targets_digest(targets: LinkTargets) -> str:

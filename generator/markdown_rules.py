@@ -13,6 +13,11 @@ the stock parser first asks every other block rule (a table? a list? a heading?â
 
 And `open_html_block`, which finds a block of the author's HTML that takes the rest of the text for want of
 its end (see `markdown.render`).
+
+And the rules of `line_breaks: paragraphs`, for text pasted from an archive or a word processor, whose paragraphs
+are lines: `line_paragraphs` makes each line of a paragraph a paragraph, and `setext_heading` leaves a line of
+`---` or `===` under a line what it is on its own (a scene break, a line of text) rather than a heading's
+underline. `pasted_lines` finds such text where the setting is off.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace, 
 from markdown_it.rules_core import replacements
 from markdown_it.rules_core.normalize import NEWLINES_RE, NULL_RE
 from markdown_it.rules_core.smartquotes import APOSTROPHE, smartquotes
+from markdown_it.rules_block import lheading
 from markdown_it.rules_block.html_block import HTML_SEQUENCES
 from markdown_it.rules_block.state_block import StateBlock
 from markdown_it.rules_core.state_core import StateCore
@@ -313,3 +319,120 @@ def open_html_block(tokens: list[Token]) -> int | None:
                     return token.map[0]
                 break
     return None
+
+
+# --- line_breaks: paragraphs ----------------------------------------------------------------------------------
+
+LINE_BREAKS = "lineBreaks"  # the key of the environment that holds the text's `line_breaks`
+
+
+def _by_lines(children: list[Token]) -> list[tuple[list[Token], int]]:
+    """The inline tokens of a paragraph cut where a line breaks softly outside any emphasis or link (which
+    stay whole): each piece, and the lines of the source it spans."""
+    pieces: list[tuple[list[Token], int]] = []
+    piece: list[Token] = []
+    depth = lines = 0
+    for child in children:
+        if child.type == "softbreak" and depth == 0:
+            pieces.append((piece, lines + 1))
+            piece, lines = [], 0
+            continue
+        depth += child.nesting
+        if child.type in ("softbreak", "hardbreak"):
+            lines += 1
+        elif child.type == "html_inline":
+            lines += child.content.count("\n")
+        piece.append(child)
+    pieces.append((piece, lines + 1))
+    return pieces
+
+
+def line_paragraphs(state: StateCore) -> None:
+    """With `line_breaks: paragraphs` (`state.env[LINE_BREAKS]`), each line of a paragraph is a paragraph of
+    its own, as in text pasted from an archive or a word processor. A line that ends in a hard break (two
+    spaces or a backslash, as in poetry) stays a line of its paragraph; and in the item of a tight list, whose
+    paragraphs are not shown as such, each line ends in one. Lists, quotes, code and tables stay what they are.
+    (A core rule, after `inline`: emphasis or a link over two lines stays whole.)"""
+    if state.env.get(LINE_BREAKS) != "paragraphs":
+        return
+    tokens = state.tokens
+    result: list[Token] = []
+    index, count = 0, len(tokens)
+    while index < count:
+        token = tokens[index]
+        if (token.type != "paragraph_open" or index + 2 >= count or tokens[index + 1].type != "inline"
+                or not any(child.type == "softbreak" for child in tokens[index + 1].children or ())):
+            result.append(token)
+            index += 1
+            continue
+        inline, close = tokens[index + 1], tokens[index + 2]
+        if token.hidden:  # a tight list's item
+            for child in inline.children or ():
+                if child.type == "softbreak":
+                    child.type, child.tag = "hardbreak", "br"
+            result += (token, inline, close)
+        else:
+            line = token.map[0] if token.map else 0
+            for piece, lines in _by_lines(inline.children or []):
+                where = [line, line + lines] if token.map else None
+                result += (token.copy(map=where),
+                           inline.copy(map=where, children=piece,
+                                       content="".join(child.content for child in piece)),
+                           close.copy())
+                line += lines
+        index += 3
+    state.tokens = result
+
+
+def setext_heading(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """markdown-it's `lheading` rule, but for a text with `line_breaks: paragraphs`: each of its lines is a
+    paragraph, so a line of `---` or `===` under a line is not the line's underline (a line of `---` is a scene
+    break, as it is between blank lines)."""
+    if state.env.get(LINE_BREAKS) == "paragraphs":
+        return False
+    return lheading(state, start, end, silent)
+
+
+# What a line of a paragraph ends with when the line is a paragraph (`pasted_lines`): the end of a sentence, or
+# of what someone says.
+_SENTENCE_END = frozenset(".!?\u2026\"'\u201d\u2019\u00bb)]\u300d\u300f\u3002\uff01\uff1f")
+PASTED_LINE_ENDS = 0.6  # the share of lines that must end so
+PASTED_LEAST = 2  # and at least this many
+
+
+def pasted_lines(tokens: list[Token]) -> list[tuple[int, int]]:
+    """The first and last line (from 0) of each paragraph that is separate lines, when the text looks like text
+    pasted from an archive or a word processor, whose paragraphs are lines with no blank line between them,
+    and which Markdown shows as one paragraph; else [].
+
+    It looks so when most of the lines that Markdown joins to the next (in paragraphs outside lists, quotes and
+    footnotes) end a sentence or a quote: lines of dialogue, or whole paragraphs. Not when they end in mid-
+    sentence, as text wrapped at a width does (`Lines of seventy or eighty characters that go on\non the next
+    one`), nor when they end in a hard break (two spaces or a backslash: poetry)."""
+    joined = ends = 0
+    found: list[tuple[int, int]] = []
+    for index, token in enumerate(tokens):
+        if token.type != "paragraph_open" or token.level or token.hidden or not token.map:
+            continue
+        soft = 0
+        tail = ""  # the end of the line so far
+        for child in tokens[index + 1].children or ():
+            kind = child.type
+            if kind == "softbreak":
+                soft += 1
+                tail = tail.rstrip(" \t*_~")
+                if tail and tail[-1] in _SENTENCE_END:
+                    ends += 1
+                tail = ""
+            elif kind == "hardbreak":
+                tail = ""
+            elif kind == "text" or kind == "code_inline":
+                tail = (tail + child.content)[-8:]
+            elif kind == "image":
+                tail = ""
+        if soft:
+            joined += soft
+            found.append((token.map[0], token.map[1] - 1))
+    if ends >= PASTED_LEAST and ends >= PASTED_LINE_ENDS * joined:
+        return found
+    return []

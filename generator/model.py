@@ -7,6 +7,7 @@ their rendered HTML, their word counts. Nothing here is ever mutated.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -94,6 +95,34 @@ def _frozen(value: Any) -> Any:
 
 NO_EXTRA = Extra()
 
+_NUMBER_WORDS = {word: n for n, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen".split())}
+_TENS = {word: 10 * n for n, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_IN_WORDS = (rf"(?:{'|'.join(_TENS)})(?:[- ](?:{'|'.join(list(_NUMBER_WORDS)[1:10])}))?"
+             rf"|{'|'.join(sorted(_NUMBER_WORDS, key=len, reverse=True))}")
+_SEPARATOR = r"[ \t]*[:.\-\u2013\u2014|][ \t]*"
+# A title that starts with a chapter number: `Chapter 3`, `Chapter 3: The Letter`, `Ch. 3 - The Letter`,
+# `chapter three.` (a number in words only before punctuation or the end, as in `Chapter Three: …`, so that a
+# title like `Chapter Three Little Pigs` is not read as one; and not a number like `1.5` or `1-3`).
+_NUMBERED = re.compile(rf"(?:chapter|chap\.?|ch\.?)[ \t]*#?[ \t]*"
+                       rf"(?:(?P<digits>\d+)(?![.,\-]?\d)(?:{_SEPARATOR}|[ \t]+|$)"
+                       rf"|(?P<words>{_IN_WORDS})(?:{_SEPARATOR}|$))", re.IGNORECASE)
+
+
+def title_number(title: str) -> tuple[int, str] | None:
+    """The chapter number a title starts with, and the rest of the title: `Chapter 3: The Letter` → (3, `The
+    Letter`); `Chapter 3` → (3, ""); None for a title that does not start with one."""
+    match = _NUMBERED.match(title)
+    if match is None:
+        return None
+    if match["digits"] is not None:
+        number = int(match["digits"])
+    else:
+        tens, _, ones = match["words"].lower().replace(" ", "-").partition("-")
+        number = _TENS.get(tens, _NUMBER_WORDS.get(tens, 0)) + _NUMBER_WORDS.get(ones, 0)
+    return number, title[match.end():].strip()
+
 
 @dataclass(frozen=True, slots=True)
 class Chapter:
@@ -109,6 +138,7 @@ class Chapter:
     warnings: tuple[str, ...] = ()
     draft: bool = False
     extra: Extra = NO_EXTRA  # the author's own fields (`extra:`), for themes
+    line_breaks: str = ""  # one of `config.LINE_BREAKS`, or "" for the story's
     body: str = ""
     body_line: int = 1  # line of the file where `body` starts
     has_text: bool = True  # whether `body` has any text (still known once the Markdown is let go of)
@@ -122,13 +152,25 @@ class Chapter:
     words: int = 0
 
     @property
+    def own_title(self) -> str:
+        """The title without the chapter's own number, when it starts with it (`Chapter 3: The Letter` of
+        chapter 3 → `The Letter`, `Chapter 3` → ""), so that the number is shown once; else the title."""
+        if not self.title:
+            return ""
+        numbered = title_number(self.title)
+        return numbered[1] if numbered is not None and numbered[0] == self.number else self.title
+
+    @property
     def heading(self) -> str:
-        """`Chapter 3: The Letter`, or `Chapter 3` for an untitled chapter."""
-        return f"Chapter {self.number}: {self.title}" if self.title else f"Chapter {self.number}"
+        """`Chapter 3: The Letter`, or `Chapter 3` for an untitled chapter. Every page, feed and book that
+        names a chapter with its number takes this."""
+        title = self.own_title
+        return f"Chapter {self.number}: {title}" if title else f"Chapter {self.number}"
 
     @property
     def display_title(self) -> str:
-        return self.title or f"Chapter {self.number}"
+        """The title beside the number in a table of contents: `The Letter`, or `Chapter 3` when untitled."""
+        return self.own_title or f"Chapter {self.number}"
 
     @property
     def last_changed(self) -> datetime | None:
@@ -164,6 +206,7 @@ class Story:
     series_part: int | None = None  # its part number; None: by first publication date
     status: str = "ongoing"
     chapters_planned: int | None = None
+    line_breaks: str = "markdown"  # one of `config.LINE_BREAKS`: the default of the story's chapters
     notes_before: str = ""
     notes_after: str = ""
     language: str = "en"
@@ -207,12 +250,22 @@ class Story:
         return self._total("words", lambda: sum(c.words for c in self.chapters))
 
     @property
+    def chapters_to_come(self) -> int | None:
+        """`chapters_planned` while it is more than the chapters posted, of a story that is not complete: the
+        total to show. None when the total is not known, or no longer true (a story still going on with as
+        many chapters as were planned, or more, has more than were planned)."""
+        planned = self.chapters_planned
+        return planned if planned is not None and planned > len(self.chapters) and not self.is_complete else None
+
+    @property
     def chapter_count(self) -> str:
-        """AO3's posted/expected: `3/10`, `3/?`, `3/3`."""
+        """AO3's posted/expected: `3/10`, `3/?`, `3/3`; `4/?` for the fourth chapter of three planned, or the
+        third of three, of a story that is not complete."""
         posted = len(self.chapters)
-        if self.chapters_planned is not None:
-            return f"{posted}/{max(self.chapters_planned, posted) if self.is_complete else self.chapters_planned}"
-        return f"{posted}/{posted}" if self.is_complete else f"{posted}/?"
+        if self.is_complete:
+            return f"{posted}/{max(self.chapters_planned or posted, posted)}"
+        total = self.chapters_to_come
+        return f"{posted}/{total}" if total is not None else f"{posted}/?"
 
     @property
     def published(self) -> datetime | None:

@@ -200,7 +200,7 @@ def _same(old: Story, new: Story, texts: dict[str, str]) -> list[str]:
     """What differs between the one-shot and the story folder as loaded (nothing, when all went well)."""
     differ = [name for name in ("slug", "title", "author", "rating", "warnings", "fandoms", "relationships",
                                 "characters", "tags", "series", "series_part", "status", "chapters_planned",
-                                "language", "cover")
+                                "language", "cover", "line_breaks")
               if getattr(old, name) != getattr(new, name)]
     if new.summary != texts["summary"].strip():
         differ.append("summary")

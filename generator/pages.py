@@ -41,10 +41,10 @@ def end_notice(story: Story) -> Notice:
                       "This story is on hiatus: the author plans to continue it, but not right now.")
     if story.status == "abandoned":
         return Notice("abandoned", "Discontinued", "The author has discontinued this story; no more chapters are planned.")
-    number = story.next_number
-    of = f" of {story.chapters_planned}" if story.chapters_planned else ""
+    number = (story.next_scheduled_number or story.next_number) if story.next_scheduled else story.next_number
+    total = story.chapters_to_come  # none once the planned chapters are all posted: "Chapter 4", not "4 of 3"
+    of = f" of {total}" if total is not None and number <= total else ""
     if story.next_scheduled:
-        number = story.next_scheduled_number or number
         return Notice("scheduled", f"Chapter {number}{of} is scheduled",
                       f"Chapter {number} is scheduled for {story.next_scheduled.strftime('%Y-%m-%d')}.")
     return Notice("pending", f"Chapter {number}{of} is pending",

@@ -9,7 +9,7 @@ from pathlib import Path
 from generator.errors import ProblemLog
 from generator.load import STORY_FILE, slugify
 from generator.names import long_name_problem
-from generator.model import ARCHIVE_WARNINGS, Site, Story, archive_warning
+from generator.model import ARCHIVE_WARNINGS, Chapter, Site, Story, archive_warning, title_number
 from generator.taxonomy import check_series
 
 RESERVED_STORY_SLUGS = frozenset({"assets", "tags", "series", "404", "feed"})
@@ -64,6 +64,20 @@ def _check_story(story: Story, log: ProblemLog) -> None:
                       "(the day it is published) or mark it `draft: true`")
         if chapter.updated and chapter.date and chapter.updated < chapter.date:
             log.warn(chapter.source, chapter.lines.get("updated"), "`updated` is before `date`")
+        _check_title(chapter, log)
+
+
+def _check_title(chapter: Chapter, log: ProblemLog) -> None:
+    """A title that starts with another chapter's number (`Chapter 4: …` for chapter 3), which the pages would
+    show after this one's: `Chapter 3: Chapter 4: …`. (One that starts with its own is shown once.)"""
+    numbered = title_number(chapter.title) if chapter.title else None
+    if numbered is None or numbered[0] == chapter.number:
+        return
+    number = numbered[0]
+    why = "its `number:`" if "number" in chapter.lines else "its place among the chapter files, in name order"
+    log.warn(chapter.source, chapter.lines.get("title"),
+             f"the title starts with Chapter {number} but this is chapter {chapter.number} (by {why}), so it is "
+             f"shown as \"{chapter.heading}\"; remove the number from the title, or set `number: {number}`")
 
 
 def _check_consistency(story: Story, now: datetime, log: ProblemLog) -> None:
@@ -73,11 +87,13 @@ def _check_consistency(story: Story, now: datetime, log: ProblemLog) -> None:
     if story.chapters_planned is not None and story.chapters_planned < len(posted):
         log.error(story.source, planned_line,
                   f"`chapters_planned` is {story.chapters_planned} but {len(posted)} chapters are posted or "
-                  "scheduled; raise it, or remove it if the total is unknown")
+                  f"scheduled; raise it (`chapters_planned: {len(posted)}` if that is all of them, and "
+                  "`status: complete` when the story is finished), or remove it if the total is unknown")
     elif story.chapters_planned == len(posted) and not story.is_complete and story.status != "abandoned":
         log.warn(story.source, planned_line,
-                 f"all {len(posted)} planned chapters are posted but `status` is `{story.status}`; "
-                 "set `status: complete` if the story is finished")
+                 f"all {len(posted)} planned chapters are posted but `status` is `{story.status}`, so the "
+                 f"site counts them as {len(posted)}/? (the total is not known); set `status: complete` if the "
+                 "story is finished, or raise `chapters_planned` if more chapters are coming")
     if story.is_complete:
         pending = [c for c in story.chapters if c.draft or (c.date is not None and c.date > now)]
         for chapter in pending:
