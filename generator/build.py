@@ -180,7 +180,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
             raise UsageError(f"--base-url: {error}")
         config = replace(config, base_url=normalise_base_url(options.base_url))
     if options.write:
-        check_output_location(options.output, root, config.content_dir)
+        check_output_location(options.output, root, config.content_dir, root / CACHE_DIR)
     theme = find_theme(config)
     stages.done("config")
     inputs, state, trusted = _up_to_date(root, config, theme, options, now)

@@ -109,11 +109,17 @@ class Placed:
 Placing = Callable[[str, bytes], tuple[str, bool]]  # (path, bytes) → (digest, written): `_Spare.place`
 
 
-def check_output_location(output: Path, site_root: Path, content_dir: Path) -> None:
-    """Refuse output folders that would swallow the author's files."""
+def check_output_location(output: Path, site_root: Path, content_dir: Path, cache_dir: Path | None = None) -> None:
+    """Refuse output folders that would swallow the author's files, or Serialist's own cache (`cache_dir`), where
+    the scratch folders of every output are kept."""
     out = output.resolve()
     root = site_root.resolve()
     content = content_dir.resolve()
+    if cache_dir is not None:
+        cache = cache_dir.resolve()
+        if out == cache or out.is_relative_to(cache) or cache.is_relative_to(out):
+            raise OutputError(f"the output folder {display_path(output)} contains or is inside Serialist's cache "
+                              f"{display_path(cache_dir)}; choose another folder, like `--output output`")
     if out == root:
         raise OutputError(f"the output folder {output} is the site folder itself; use a folder inside it, "
                           "like `--output output`")

@@ -441,6 +441,18 @@ def test_no_scratch_folder_and_no_draft_beside_an_output_of_any_name(make_site):
     assert len(os.listdir(site / ".serialist-cache/output")) == 3  # one for each output folder
 
 
+@pytest.mark.parametrize("out", [".serialist-cache", ".serialist-cache/out", "."])
+def test_an_output_folder_in_or_around_the_cache_is_refused(make_site, out):
+    """The cache holds every output's scratch folders: an output there would be swapped with its own spare."""
+    site = small_site(make_site)
+    assert rebuilt(site, "-o", site / "output").returncode == 0
+    before = tree_bytes(site)
+    result = rebuilt(site, "-o", site / out)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cache" in result.stderr or "site folder" in result.stderr
+    assert tree_bytes(site) == before
+
+
 def test_scratch_folders_of_earlier_versions_beside_the_output_are_removed(make_site):
     site = small_site(make_site)
     rebuilt(site)
