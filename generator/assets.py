@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 FILE_SCHEME = "serialist-file"
 ASSETS_SUFFIX = ".assets"  # a one-shot's files: `content/<name>.assets/` beside `content/<name>.md`
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown")  # what a chapter's file name ends in (`load.CHAPTER_SUFFIXES`)
 
 # The images every EPUB reader shows (EPUB 3's core media types), which are also what covers may be.
 IMAGE_TYPES = {
@@ -123,7 +124,7 @@ def _image(ref: str, origin: Origin, line: int, targets: LinkTargets, log: Probl
 def _link(ref: str, origin: Origin, targets: LinkTargets) -> str | None:
     """The placeholder for a link to a published file, or None (other links are `_rewrite_links`' to check)."""
     local = _local(ref)
-    if local is None or local[0].lower().endswith(".md"):
+    if local is None or local[0].lower().endswith(MARKDOWN_SUFFIXES):
         return None
     target = _target(origin, local[0])
     published = targets.files.get(target) if target is not None else None

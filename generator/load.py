@@ -19,7 +19,7 @@ import yaml
 
 from generator.config import SiteConfig
 from generator.errors import ProblemLog, suggest
-from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES
+from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES, MARKDOWN_SUFFIXES
 from generator.model import RATINGS, STATUSES, Asset, Chapter, Site, Story
 from generator.names import MAX_NAME_BYTES, MAX_PATH_BYTES, link_problem, name_problem
 
@@ -36,9 +36,64 @@ ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
 # Files editors and operating systems leave beside the real ones.
 _IGNORED_NAME = re.compile(r"^(\.|~\$|#)|(~|\.swp|\.swx|\.tmp|\.bak|___jb_tmp___|___jb_old___)$|^4913$")
 
+# What a chapter's (or a one-shot's) file name may end in, in any case.
+CHAPTER_SUFFIXES = MARKDOWN_SUFFIXES
+
 
 def is_ignored_name(name: str) -> bool:
     return bool(_IGNORED_NAME.search(name)) or name.startswith(".goutputstream-")
+
+
+def is_markdown_name(name: str) -> bool:
+    """Whether a file called `name` is Markdown: a chapter, a story's `story.md`, a one-shot."""
+    return name.lower().endswith(CHAPTER_SUFFIXES)
+
+
+# How a file manager or a browser names a second copy of `01-almost.md`: `01-almost (copy).md`, `01-almost copy.md`,
+# `01-almost - Copy.md`, `Copy of 01-almost.md`, `01-almost (1).md`, `01-almost 2.md` (the name it is a copy of, when
+# there is a file of that name, is the first group that matched).
+_COPY_NAME = re.compile(r"^(?:(.+?) \((?:copy(?: \d+)?|\d+)\)|(.+?) - copy(?: \(\d+\))?|(.+?) copy(?: \d+)?"
+                        r"|copy of (.+)|(.+?) \d+)$", re.IGNORECASE)
+
+
+def copy_of(path: Path, names: dict[str, Path]) -> Path | None:
+    """The file `path` looks like a second copy of, among `names` (Markdown files by their name without suffix,
+    case-folded), or None."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    match = _COPY_NAME.match(stem)
+    if match is None:
+        return None
+    original = names.get(next(group for group in match.groups() if group is not None).casefold())
+    return original if original is not None and original != path else None
+
+
+def _number_prefix(name: str) -> int | None:
+    match = re.match(r"\d+", name)
+    return int(match.group()) if match else None
+
+
+def looks_like_chapter(path: Path) -> bool:
+    """Whether `path`, a file that is not Markdown by its name, starts with the `---` of front matter (as a
+    chapter does) and has a name that a chapter saved in the wrong form gets (`05-secret.txt`, `05.md.txt`)."""
+    if not path.name.lower().endswith(".txt"):
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64)
+    except OSError:
+        return False
+    first = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r \t")
+    return first == b"---"
+
+
+def _wrong_form(path: Path, what: str, log: ProblemLog) -> None:
+    """The error of a `.txt` file that `looks_like_chapter`: never published as it is."""
+    name = path.name[:-4]
+    if is_markdown_name(name):
+        name = name.rsplit(".", 1)[0]  # `05.md.txt`
+    log.error(path, 1, f"this file starts with `---` like a {what}, but its name ends in .txt, so it is not one, "
+              f"and it is not published as it is either (its front matter would show); to publish it as a {what}, "
+              f"rename it to {name}.md; to keep it private, move it out of content/")
 
 
 def slugify(text: str) -> str:
@@ -355,10 +410,11 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
     entries = _entries(folder, log)
     if entries is None:
         return None
-    chapter_files = sorted((p for p in entries
-                            if p.suffix.lower() == ".md" and p.name != STORY_FILE
-                            and not is_ignored_name(p.name) and not refused(p, root, log) and p.is_file()),
-                           key=lambda p: natural_key(p.name))
+    chapter_files = without_copies(sorted((p for p in entries
+                                           if is_markdown_name(p.name) and p.name != STORY_FILE
+                                           and not is_ignored_name(p.name) and not refused(p, root, log)
+                                           and p.is_file()),
+                                          key=lambda p: natural_key(p.name)), "chapter", log)
     if refused(story_path, root, log):
         return None
     if not story_path.is_file():
@@ -377,6 +433,7 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
         chapter = _load_chapter(path, position, config, log)
         if chapter is not None:
             chapters.append(chapter)
+    _same_numbers(chapters, log)
     assets = find_assets(folder, slugify(folder.name), root, log)
     return Story(
         source=story_path,
@@ -419,6 +476,37 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
     )
 
 
+def without_copies(paths: list[Path], what: str, log: ProblemLog) -> list[Path]:
+    """`paths` (Markdown files of one folder) without those that look like a second copy of another (`copy_of`),
+    which are not published: a warning names both."""
+    names = {path.name[: -len(path.suffix)].casefold(): path for path in paths}
+    kept = []
+    for path in paths:
+        original = copy_of(path, names)
+        if original is None:
+            kept.append(path)
+        else:
+            log.warn(path, None, f"this looks like a second copy of the {what} {original.name}, so it is not "
+                     f"published; delete it (or move it out of content/) if it is an old version, or rename it "
+                     f"if it is a {what} of its own")
+    return kept
+
+
+def _same_numbers(chapters: list[Chapter], log: ProblemLog) -> None:
+    """A warning for two chapter files whose names start with the same number (`02-bonus.md`, `02-enough.md`),
+    neither numbered by `number:`: one is often an old version of the other."""
+    first: dict[int, Chapter] = {}
+    for chapter in chapters:
+        number = _number_prefix(chapter.source.name)
+        if number is None or "number" in chapter.lines:
+            continue
+        other = first.setdefault(number, chapter)
+        if other is not chapter:
+            log.warn(chapter.source, None, f"this file's name starts with the same number as {other.source.name}, "
+                     "and both are chapters; if one is an old version, delete it or move it out of content/, "
+                     "else renumber the files")
+
+
 def find_assets(folder: Path, slug: str, root: Path, log: ProblemLog) -> tuple[Asset, ...]:
     """Every file in `folder` and below that is published as is: all but Markdown, hidden and temporary files.
 
@@ -447,13 +535,16 @@ def _walk_assets(here: Path, top: Path, slug: str, root: Path, ancestors: tuple[
     folders: list[Path] = []
     for path in sorted(entries):
         name = path.name
-        if is_ignored_name(name) or (name.lower().endswith(".md") and not path.is_dir()):
+        if is_ignored_name(name) or (is_markdown_name(name) and not path.is_dir()):
             continue
         if refused(path, root, log, ancestors):
             continue
         if path.is_dir():
             folders.append(path)
         elif path.is_file():
+            if looks_like_chapter(path):
+                _wrong_form(path, "chapter", log)
+                continue
             asset = Asset(path, f"{slug}/{path.relative_to(top).as_posix()}")
             if _publishable(asset, log):
                 found.append(asset)
@@ -541,18 +632,22 @@ def load_site(config: SiteConfig, log: ProblemLog) -> Site:
         return Site(config=config)
     stories: list[Story] = []
     loaders: list[tuple[Callable[[Path, SiteConfig, ProblemLog], Story | None], Path]] = []
-    entries = _entries(content, log)
-    for entry in sorted(entries or (), key=lambda p: natural_key(p.name)):
-        if is_ignored_name(entry.name) or refused(entry, root, log):
-            continue
+    entries = sorted((entry for entry in _entries(content, log) or () if not is_ignored_name(entry.name)
+                      and not refused(entry, root, log)), key=lambda p: natural_key(p.name))
+    oneshots = {p for p in without_copies([p for p in entries if is_markdown_name(p.name) and p.is_file()],
+                                          "one-shot", log)}
+    for entry in entries:
         if entry.is_dir() and entry.name.endswith(ASSETS_SUFFIX):
-            if not entry.with_name(entry.name.removesuffix(ASSETS_SUFFIX) + ".md").is_file():
-                log.warn(entry, None, f"there is no one-shot {entry.name.removesuffix(ASSETS_SUFFIX)}.md for this "
+            base = entry.name.removesuffix(ASSETS_SUFFIX)
+            if not any(entry.with_name(base + suffix).is_file() for suffix in CHAPTER_SUFFIXES):
+                log.warn(entry, None, f"there is no one-shot {base}.md for this "
                          "folder of files, so they are not published; rename the folder after its one-shot")
         elif entry.is_dir():
             loaders.append((load_story_folder, entry))
-        elif entry.suffix.lower() == ".md" and entry.is_file():
+        elif entry in oneshots:
             loaders.append((load_oneshot, entry))
+        elif entry.is_file() and looks_like_chapter(entry):
+            _wrong_form(entry, "one-shot", log)
     for loader, path in loaders:
         story = loader(path, config, log)
         if story is not None:

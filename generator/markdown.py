@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
-from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
+from generator.assets import FILE_SCHEME, MARKDOWN_SUFFIXES, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
 from generator.parallel import die_with_parent, pool_context, widen_pipes
@@ -236,7 +236,7 @@ def _rewrite_links(tokens: list[Token], origin: Origin, targets: LinkTargets, lo
                 log.warn(origin.path, line, f"the link to `{href}` leads to a chapter that is not published "
                          "(a draft or scheduled); the link is left out until it is")
                 _unlink(token.children, index)
-            elif parts.path.lower().endswith(".md"):
+            elif parts.path.lower().endswith(MARKDOWN_SUFFIXES):
                 log.error(origin.path, line, f"the link to `{href}` leads nowhere: there is no story or "
                           f"chapter file {target.name} in {target.parent.name}/; fix the file name")
             elif not exists:
