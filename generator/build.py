@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from generator.markdown import LinkTargets
+    from generator.unpublished import NotPublished
 from generator.progress import no_progress
 from generator.output import MANIFEST, AnyFile, CopiedFile, OutputFile, check_output_location, write_output
 from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
@@ -43,6 +44,8 @@ class BuildResult:
     warnings: tuple[Problem, ...] = ()
     timings: tuple[tuple[str, float], ...] = field(default=())
     up_to_date: bool = False
+    # The files of content/ that are not published, and why (what `check` lists; not known to `build`).
+    not_published: tuple[NotPublished, ...] = ()
 
     def summary(self, output: Path) -> str:
         if self.up_to_date:
@@ -213,12 +216,13 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     markdown_cache = Cache.for_site(root, "markdown", enabled=options.cache, writable=options.write)
     progress = options.progress or no_progress
     targets = link_targets(site, published)
+    loaded = site if not options.write else None  # `check` lists the files not published: see below
     del site  # rendered, the chapters no longer hold their Markdown
     with Rendering(site_jobs(published), targets, markdown_cache, os.cpu_count() or 1, cache_notes,
                    progress) as markdown:
         # While worker processes render the Markdown of a big site, this one imports the later stages and
         # compiles the theme's templates. A template's error waits for the Markdown's: they come first.
-        from generator.assets import copy_assets
+        from generator.assets import copy_assets, with_referenced_files
         from generator.epub import EpubCache, render_epubs
         from generator.feeds import feed_files, render_sitemap
         from generator.pages import render_pages
@@ -234,7 +238,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
         except jinja2_errors() as exc:
             template_error = exc
         stages.done("templates")
-        site = rendered_site(published, markdown.results(), log)
+        site = with_referenced_files(rendered_site(published, markdown.results(), log))
     markdown_cache.close()
     del published, markdown
     _release_memory(site)
@@ -258,6 +262,12 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     files += copy_assets(site, [f.path for f in files], log)
     log.raise_if_errors(strict=options.strict)
     stages.done("files")
+    not_published: tuple[NotPublished, ...] = ()
+    if loaded is not None:
+        from generator.unpublished import not_published_files
+
+        not_published = not_published_files(loaded, site, targets)
+        del loaded
     files += [CopiedFile(path, source) for path, source in static_files(theme).items()]
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
@@ -295,6 +305,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
         seconds=time.perf_counter() - started,
         warnings=tuple(warnings),
         timings=tuple(stages.timings),
+        not_published=not_published,
     )
     if inputs:
         save_state(root, options.output, BuildState(

@@ -101,6 +101,11 @@ def check(site_dir: Path, strict: bool, drafts: bool, future: bool) -> None:
         return
     for warning in result.warnings:
         _echo(str(warning), err=True)
+    if result.not_published:
+        _echo("Not published (a file beside the chapters is published when a published chapter shows or links to "
+              "it, or it is a cover):")
+        for file in result.not_published:
+            _echo(f"  {file}")
     count = len(result.warnings)
     _echo(f"Checked {result.stories} stories, {result.chapters} chapters: "
                + (f"{count} warning{'s' * (count != 1)}." if count else "no problems."))

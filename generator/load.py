@@ -33,8 +33,11 @@ CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before",
                 "warnings", "draft", "slug")
 ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
 
-# Files editors and operating systems leave beside the real ones.
-_IGNORED_NAME = re.compile(r"^(\.|~\$|#)|(~|\.swp|\.swx|\.tmp|\.bak|___jb_tmp___|___jb_old___)$|^4913$")
+# Files editors and operating systems leave beside the real ones: hidden files, temporary files, and backups
+# (`~`, `.bak`, git's merge leftovers `.orig`, nano's `.save`, `.save.1`).
+_IGNORED_NAME = re.compile(r"^(\.|~\$|#)|(~|\.swp|\.swx|\.tmp|___jb_tmp___|___jb_old___)$|^4913$"
+                           r"|\.(bak|orig|save(\.\d+)?)$", re.IGNORECASE)
+_BACKUP_NAME = re.compile(r"(~|\.(bak|orig|save(\.\d+)?))$", re.IGNORECASE)
 
 # What a chapter's (or a one-shot's) file name may end in, in any case.
 CHAPTER_SUFFIXES = MARKDOWN_SUFFIXES
@@ -42,6 +45,11 @@ CHAPTER_SUFFIXES = MARKDOWN_SUFFIXES
 
 def is_ignored_name(name: str) -> bool:
     return bool(_IGNORED_NAME.search(name)) or name.startswith(".goutputstream-")
+
+
+def is_backup_name(name: str) -> bool:
+    """Whether `name` is an editor's backup of a file (`02-enough.md.orig`, `notes.txt~`): never published."""
+    return not name.startswith(".") and bool(_BACKUP_NAME.search(name))
 
 
 def is_markdown_name(name: str) -> bool:
@@ -508,7 +516,9 @@ def _same_numbers(chapters: list[Chapter], log: ProblemLog) -> None:
 
 
 def find_assets(folder: Path, slug: str, root: Path, log: ProblemLog) -> tuple[Asset, ...]:
-    """Every file in `folder` and below that is published as is: all but Markdown, hidden and temporary files.
+    """Every file in `folder` and below that may be published as is, when something published refers to it (see
+    `assets.referenced_files`): all but Markdown, hidden and temporary files and editors' backups. A `.txt` file
+    that looks like a chapter (`looks_like_chapter`) is an error: it is neither a chapter nor published.
 
     A symbolic link, to a file or to a folder, is followed as everywhere in the site: when what it points at
     is inside the site folder `root` (resolved); one that leads outside it, nowhere, or into a loop is an

@@ -242,6 +242,10 @@ def _rewrite_links(tokens: list[Token], origin: Origin, targets: LinkTargets, lo
             elif not exists:
                 log.warn(origin.path, line, f"the link to `{href}` leads nowhere: there is no such file "
                          f"next to {origin.path.name}; fix the path")
+            elif target not in targets.files and target.is_file():
+                log.warn(origin.path, line, f"the link to `{href}` leads to a file that is never published (a "
+                         "hidden file, an editor's backup, or a file outside the story's folder); move what you "
+                         "want published into the story's folder")
 
 
 def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTargets | None = None,

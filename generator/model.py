@@ -121,7 +121,9 @@ class Story:
     summary: str = ""
     summary_line: int = 1
     single_file: bool = False
-    # Every file beside the chapters (the story's folder, or a one-shot's `<name>.assets/`), published as is.
+    # The files beside the chapters (the story's folder, or a one-shot's `<name>.assets/`) that may be published
+    # as they are: as loaded, every one but Markdown, hidden files and backups; once the Markdown is rendered,
+    # only those that a published text or the cover refers to (`assets.with_referenced_files`).
     assets: tuple[Asset, ...] = ()
     cover: str = ""  # the cover image's URL path from the site root (an `Asset.url`), or ""
     chapters: tuple[Chapter, ...] = ()  # published (visible) chapters once selected

@@ -1,5 +1,9 @@
-"""Chapters in another form: `.markdown` and `.mdown` files are chapters; a `.txt` that is a chapter saved in
-the wrong form is an error; a second copy of a chapter is a warning naming both, and is not published.
+"""Files beside the chapters stay private unless something published refers to them.
+
+An outline, notes, old versions and editors' backups kept in a story's folder are not published, and
+`serialist check` lists them with why; an image of a published chapter, notes or summary, and the cover,
+are. Chapters in another form (`.markdown`, `.mdown`) are chapters; a `.txt` that is a chapter saved in
+the wrong form is an error; a second copy of a chapter is a warning naming both.
 """
 
 from __future__ import annotations
@@ -9,6 +13,9 @@ import subprocess
 from pathlib import Path
 
 from conftest import STORY, chapter, run_cli, tree_bytes
+from generator.build import build
+from generator.config import BuildOptions
+from generator.incremental import BuildSession
 from test_images import png, resolve
 
 SECRET = "SECRET-OUTLINE-WORDS"
@@ -50,6 +57,112 @@ def output_of(site: Path, *args: str) -> dict[str, bytes]:
     result = cli("build", *args, site=site)
     assert result.returncode == 0, result.stderr
     return tree_bytes(site / "output")
+
+
+def not_published(stdout: str) -> dict[str, str]:
+    """The files `check` lists under "Not published:" → why."""
+    lines = stdout.split("Not published", 1)[1].splitlines()[1:]
+    listed = {}
+    for line in lines:
+        if not line.startswith("  "):
+            break
+        path, why = line.strip().split(": ", 1)
+        listed[Path(path).as_posix()] = why
+    return listed
+
+
+# --- what is published ----------------------------------------------------------------------------------------
+
+def test_what_an_author_keeps_beside_the_chapters_is_not_published_and_check_lists_it(make_site):
+    site = site_with(make_site, {"content/tale/01-almost (copy).md": chapter("Almost", body=f"Copy, {SECRET}.")})
+    files = output_of(site)
+    for name in ("tale/outline.txt", "tale/notes.docx", "tale/05-secret.txt", "tale/02-enough.md.orig",
+                 "tale/02-enough.md.save", "tale/01-almost-copy/index.html", "tale/images/sketch.png",
+                 "tale/images/later.png"):
+        assert name not in files, name
+    assert not [name for name, data in files.items() if SECRET.encode() in data]
+    # (nor inside the EPUB, which is compressed: it holds only the images it shows)
+    assert files["tale/images/map.png"] == MAP and files["tale/cover.png"] == COVER
+
+    result = cli("check", site=site)
+    assert result.returncode == 0, result.stderr
+    listed = not_published(result.stdout)
+    assert listed == {
+        "content/tale/02-enough.md.orig": "an editor's backup",
+        "content/tale/02-enough.md.save": "an editor's backup",
+        "content/tale/01-almost (copy).md": "a second copy of 01-almost.md",
+        "content/tale/05-secret.txt": "not referenced by any published chapter",
+        "content/tale/images/later.png": "referenced only by a scheduled chapter (04-later.md)",
+        "content/tale/images/sketch.png": "referenced only by a draft (03-draft.md)",
+        "content/tale/notes.docx": "not referenced by any published chapter",
+        "content/tale/old/01-almost.md": "Markdown in a subfolder of a story, which is not a chapter",
+        "content/tale/outline.txt": "not referenced by any published chapter",
+    }, result.stdout
+    assert result.stdout.rstrip().splitlines()[-1].startswith("Checked 1 stories")
+
+
+def test_a_private_outline_does_not_fail_a_strict_check(make_site):
+    site = site_with(make_site)
+    result = cli("check", "--strict", site=site)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "content/tale/outline.txt: not referenced by any published chapter" in result.stdout
+    assert "warning" not in result.stderr
+
+
+def test_a_drafts_images_are_published_with_it(make_site):
+    site = site_with(make_site)
+    files = output_of(site, "--drafts")
+    assert files["tale/images/sketch.png"] == DRAFT_IMAGE and "tale/images/later.png" not in files
+    files = output_of(site, "--future")
+    assert files["tale/images/later.png"] == LATER_IMAGE and "tale/images/sketch.png" not in files
+    files = output_of(site)
+    assert "tale/images/sketch.png" not in files and "tale/images/later.png" not in files
+
+
+def test_every_published_text_can_publish_a_file(make_site):
+    site = site_with(make_site, {
+        "content/tale/story.md": STORY.replace("A summary.", "A summary: ![Coast](art/coast.png)")
+        .replace("status: ongoing", "status: ongoing\nnotes_before: See [the timeline](art/timeline.pdf)."),
+        "content/tale/02-enough.md": chapter("Enough", "2025-01-02", body='<a href="art/letter.pdf">The letter</a>'
+                                             ' and <img src="art/seal.png" alt="The seal">',
+                                             extra="notes_after: '![Fan art](art/fan.png)'\n"
+                                                   "summary: '[Glossary](art/glossary.html)'\n"),
+        **{f"content/tale/art/{name}": name.encode() for name in ("coast.png", "timeline.pdf", "letter.pdf",
+                                                                  "seal.png", "fan.png", "glossary.html",
+                                                                  "unused.png")},
+    })
+    files = output_of(site)
+    for name in ("coast.png", "timeline.pdf", "letter.pdf", "seal.png", "fan.png", "glossary.html"):
+        assert files[f"tale/art/{name}"] == name.encode(), name
+    assert "tale/art/unused.png" not in files and "tale/cover.png" not in files  # (no cover any more)
+    page = files["tale/02-enough/index.html"].decode()  # (the author's own HTML: its links work too)
+    href = re.search(r'<a href="([^"]*)">The letter</a>', page).group(1)
+    src = re.search(r'<img src="([^"]*)" alt="The seal">', page).group(1)
+    assert resolve("tale/02-enough/index.html", href) == "tale/art/letter.pdf", href
+    assert resolve("tale/02-enough/index.html", src) == "tale/art/seal.png", src
+
+
+def test_a_one_shots_files_are_published_only_when_referenced(make_site):
+    site = make_site({
+        "site.toml": 'title = "T"\n',
+        "content/ferry.md": chapter("Ferry", body="![A boat](ferry.assets/boat.png)"),
+        "content/ferry.assets/boat.png": MAP,
+        "content/ferry.assets/plan.txt": f"{SECRET}\n",
+    })
+    files = output_of(site)
+    assert files["ferry/boat.png"] == MAP and "ferry/plan.txt" not in files
+    listed = not_published(cli("check", site=site).stdout)
+    assert listed == {"content/ferry.assets/plan.txt": "not referenced by any published chapter"}
+
+
+def test_a_link_to_a_file_that_is_never_published_is_a_warning(make_site):
+    site = site_with(make_site, {"content/tale/02-enough.md": chapter("Enough", "2025-01-02",
+                                                                      body="[The old one](02-enough.md.orig)")})
+    result = cli("build", site=site)
+    assert result.returncode == 0, result.stderr
+    assert ("02-enough.md:5: warning: the link to `02-enough.md.orig` leads to a file that is never published"
+            in result.stderr), result.stderr
+    assert not (site / "output/tale/02-enough.md.orig").exists()
 
 
 # --- chapters in another form --------------------------------------------------------------------------------------
@@ -122,3 +235,23 @@ def test_a_new_chapter_counts_the_chapters_in_another_form(make_site):
     result = run_cli("new", "chapter", "s", "--site", site)
     assert result.returncode == 0, result.stderr
     assert (site / "content/s/03-chapter-3.md").is_file()
+
+
+# --- serve --------------------------------------------------------------------------------------------------------
+
+def test_serve_publishes_what_a_full_build_publishes_when_a_chapter_starts_or_stops_showing_a_file(make_site,
+                                                                                                     tmp_path):
+    site = site_with(make_site)
+    out = tmp_path / "served"
+    session = BuildSession(site, BuildOptions(output=out))
+    session.build(None)
+    assert not (out / "tale/notes.docx").exists()
+    chapter_file = site / "content/tale/02-enough.md"
+    for body in ("Enough, with [the notes](notes.docx).", "Enough, without.", "[Outline](outline.txt)"):
+        chapter_file.write_text(chapter("Enough", "2025-01-02", body=body))
+        session.build([chapter_file])
+        session.finish()
+        full = tmp_path / "full"
+        build(site, BuildOptions(output=full, cache=False))
+        assert tree_bytes(out) == tree_bytes(full), body
+    assert (out / "tale/outline.txt").is_file() and not (out / "tale/notes.docx").exists()
