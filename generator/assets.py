@@ -5,7 +5,8 @@ Every such file in a story's folder (for a one-shot `content/<name>.md`, in
 the same relative place under `output/<story>/` (`copy_assets`): it is, when
 a published text (a chapter's text, notes or summary, the story's summary or
 notes) refers to it, or it is the story's cover (`with_referenced_files`). The
-rest stay private: outlines, notes, old versions, the images of drafts.
+rest stay private: outlines, notes, old versions, the images of drafts. Files
+meant to go out as they are go in the site's `static/` folder (`copy_static`).
 
 Markdown refers to them relative to its own file (`![Map](images/map.png)`),
 but a chapter's page lives one folder deeper (`<story>/<chapter>/index.html`).
@@ -248,4 +249,30 @@ def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[Copied
                 continue
             if _readable(asset, log):
                 copied.append(CopiedFile(asset.path, asset.source))
+    return copied
+
+
+def copy_static(site: Site, made: dict[str, str], log: ProblemLog) -> list[CopiedFile]:
+    """The files of the site's `static/` folder, for the output, at the same place from its root. `made` is what
+    else the build puts there: path → what it is, in words (a page of the site, a story's file, a theme's file);
+    a file of `static/` where one of those goes (or that would be a folder of theirs, or is in the way of one of
+    their folders) is an error naming both."""
+    folders: dict[str, str] = {}
+    for path, what in made.items():
+        for parent in _parents(path):
+            folders.setdefault(parent, what)
+    copied: list[CopiedFile] = []
+    for asset in site.static:
+        if asset.path in made:
+            clash: str | None = f"{made[asset.path]} at {asset.path}"
+        elif asset.path in folders:
+            clash = f"a folder there (for {folders[asset.path]})"
+        else:
+            clash = next((f"{made[parent]} at {parent}" for parent in _parents(asset.path) if parent in made), None)
+        if clash is not None:
+            log.error(asset.source, None, f"this file would be published as {asset.path}, but the site puts "
+                      f"{clash}; rename the file, or move it into a folder of static/ of its own")
+            continue
+        if _readable(asset, log):
+            copied.append(CopiedFile(asset.path, asset.source))
     return copied

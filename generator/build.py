@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generator.cache import CACHE_DIR, Cache
-from generator.config import BuildOptions, SiteConfig, base_url_error, load_config, normalise_base_url
-from generator.errors import ContentError, Problem, ProblemLog, UsageError
+from generator.config import (STATIC_DIR, BuildOptions, SiteConfig, base_url_error, load_config,
+                              normalise_base_url)
+from generator.errors import ContentError, Problem, ProblemLog, UsageError, display_path
 from generator.model import Site
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ def _up_to_date(root: Path, config: SiteConfig, theme: Theme, options: BuildOpti
     last build left it, as far as is known (False: a file of it was edited, replaced or deleted since)."""
     if not (options.cache and options.write):
         return "", None, True
-    inputs = input_stamp(root, [config.content_dir, *theme.folders], [config.config_path],
+    inputs = input_stamp(root, [config.content_dir, root / STATIC_DIR, *theme.folders], [config.config_path],
                          _settings(options, theme))
     state = load_state(root, options.output)
     output = output_stamp(options.output, MANIFEST) if state else ""
@@ -222,7 +223,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
                    progress) as markdown:
         # While worker processes render the Markdown of a big site, this one imports the later stages and
         # compiles the theme's templates. A template's error waits for the Markdown's: they come first.
-        from generator.assets import copy_assets, with_referenced_files
+        from generator.assets import copy_assets, copy_static, with_referenced_files
         from generator.epub import EpubCache, render_epubs
         from generator.feeds import feed_files, render_sitemap
         from generator.pages import render_pages
@@ -260,6 +261,11 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     _release_memory(site)
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)
+    files += [CopiedFile(path, source) for path, source in static_files(theme).items()]
+    files.append(OutputFile(".nojekyll", b""))
+    if config.cname:
+        files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
+    files += copy_static(site, {f.path: _what(f) for f in files}, log)
     log.raise_if_errors(strict=options.strict)
     stages.done("files")
     not_published: tuple[NotPublished, ...] = ()
@@ -268,10 +274,6 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
 
         not_published = not_published_files(loaded, site, targets)
         del loaded
-    files += [CopiedFile(path, source) for path, source in static_files(theme).items()]
-    files.append(OutputFile(".nojekyll", b""))
-    if config.cname:
-        files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
     output_notes: list[Problem] = []  # files kept in the output that Serialist did not make
     try:
         if options.write:
@@ -315,6 +317,13 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
             warnings=tuple((str(w.path), w.line, w.message) for w in warnings)))
     return result, (Snapshot(root, options, config, theme, now, everything, site, targets)
                     if everything is not None else None)
+
+
+def _what(file: AnyFile) -> str:
+    """What the build puts at `file.path`, in words, for an error about a file of `static/` in its way."""
+    if isinstance(file, CopiedFile):
+        return display_path(file.source)
+    return "the file of `cname` in site.toml" if file.path == "CNAME" else "a page of its own"
 
 
 def jinja2_errors() -> type[Exception]:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import frontmatter
 import yaml
 
-from generator.config import SiteConfig
+from generator.config import STATIC_DIR, SiteConfig
 from generator.errors import ProblemLog, suggest
 from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES, MARKDOWN_SUFFIXES
 from generator.model import RATINGS, STATUSES, Asset, Chapter, Site, Story
@@ -524,6 +524,20 @@ def find_assets(folder: Path, slug: str, root: Path, log: ProblemLog) -> tuple[A
     is inside the site folder `root` (resolved); one that leads outside it, nowhere, or into a loop is an
     error, and so is a name that cannot be published (`refused`). `folder` itself is checked by the caller:
     when it is a link that may not be followed, nothing is found in it."""
+    return _find_files(folder, f"{slug}/", root, log, story=True)
+
+
+def find_static(config: SiteConfig, log: ProblemLog) -> tuple[Asset, ...]:
+    """Every file of the site's `static/` folder, published as it is at the same place from the output's root
+    (`static/map.pdf` → `map.pdf`), Markdown too; with the same rules for names and links as a story's files."""
+    folder = config.root / STATIC_DIR
+    root = config.root.resolve()
+    if not (folder.exists() or folder.is_symlink()) or refused(folder, root, log):
+        return ()
+    return _find_files(folder, "", root, log, story=False)
+
+
+def _find_files(folder: Path, prefix: str, root: Path, log: ProblemLog, story: bool) -> tuple[Asset, ...]:
     try:
         if link_problem(folder, root) is not None or not folder.is_dir():
             return ()
@@ -531,41 +545,43 @@ def find_assets(folder: Path, slug: str, root: Path, log: ProblemLog) -> tuple[A
     except OSError:  # a name too long for the system: reported as the story's
         return ()
     found: list[Asset] = []
-    _walk_assets(folder, folder, slug, root, (real,), found, log)
+    _walk_assets(folder, folder, prefix, root, (real,), found, log, story)
     return tuple(found)
 
 
-def _walk_assets(here: Path, top: Path, slug: str, root: Path, ancestors: tuple[Path, ...], found: list[Asset],
-                 log: ProblemLog) -> None:
-    """`find_assets` in `here`: its files (by name), then its folders; `ancestors` are the resolved folders from
-    `top` to `here`."""
+def _walk_assets(here: Path, top: Path, prefix: str, root: Path, ancestors: tuple[Path, ...], found: list[Asset],
+                 log: ProblemLog, story: bool) -> None:
+    """`_find_files` in `here`: its files (by name), then its folders; `ancestors` are the resolved folders from
+    `top` to `here`. In a story's folder (`story`), Markdown files are not among them."""
     entries = _entries(here, log)
     if entries is None:
         return
     folders: list[Path] = []
     for path in sorted(entries):
         name = path.name
-        if is_ignored_name(name) or (is_markdown_name(name) and not path.is_dir()):
+        if is_ignored_name(name) or (story and is_markdown_name(name) and not path.is_dir()):
             continue
         if refused(path, root, log, ancestors):
             continue
         if path.is_dir():
             folders.append(path)
         elif path.is_file():
-            if looks_like_chapter(path):
+            if story and looks_like_chapter(path):
                 _wrong_form(path, "chapter", log)
                 continue
-            asset = Asset(path, f"{slug}/{path.relative_to(top).as_posix()}")
-            if _publishable(asset, log):
+            relative = path.relative_to(top).as_posix()
+            asset = Asset(path, prefix + relative)
+            if _publishable(asset, relative, log):
                 found.append(asset)
     for sub in folders:
         real = sub.resolve() if sub.is_symlink() else ancestors[-1] / sub.name  # (only links need resolving)
-        _walk_assets(sub, top, slug, root, (*ancestors, real), found, log)
+        _walk_assets(sub, top, prefix, root, (*ancestors, real), found, log, story)
 
 
-def _publishable(asset: Asset, log: ProblemLog) -> bool:
-    """Whether the names in the asset's path leave room for the build's own (logged when not)."""
-    sizes = [(len(part.encode("utf-8", "surrogateescape")), part) for part in asset.path.split("/")[1:]]
+def _publishable(asset: Asset, relative: str, log: ProblemLog) -> bool:
+    """Whether the names in the asset's path (`relative`, from its folder) leave room for the build's own (logged
+    when not)."""
+    sizes = [(len(part.encode("utf-8", "surrogateescape")), part) for part in relative.split("/")]
     size, long = max(sizes)
     if size > MAX_NAME_BYTES:
         what = "file" if long == sizes[-1][1] else f"folder {long[:20]}…"
@@ -662,4 +678,4 @@ def load_site(config: SiteConfig, log: ProblemLog) -> Site:
         story = loader(path, config, log)
         if story is not None:
             stories.append(story)
-    return Site(config=config, stories=tuple(stories))
+    return Site(config=config, stories=tuple(stories), static=find_static(config, log))

@@ -245,7 +245,7 @@ def _rewrite_links(tokens: list[Token], origin: Origin, targets: LinkTargets, lo
             elif target not in targets.files and target.is_file():
                 log.warn(origin.path, line, f"the link to `{href}` leads to a file that is never published (a "
                          "hidden file, an editor's backup, or a file outside the story's folder); move what you "
-                         "want published into the story's folder")
+                         "want published into the story's folder, or put it in static/")
 
 
 def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTargets | None = None,

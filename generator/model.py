@@ -88,9 +88,9 @@ class Chapter:
 
 @dataclass(frozen=True, slots=True)
 class Asset:
-    """A file beside the chapters (an image, a cover, …), published as it is."""
+    """A file beside the chapters (an image, a cover, …) or of the site's `static/` folder, published as it is."""
 
-    source: Path  # the file under content/
+    source: Path  # the file under content/ (or static/)
     path: str  # where it is published, from the output root: `salt-and-signal/images/map.png`
 
     @property
@@ -199,6 +199,7 @@ class Story:
 class Site:
     config: SiteConfig
     stories: tuple[Story, ...] = ()
+    static: tuple[Asset, ...] = ()  # the files of the site's `static/` folder, published as they are
 
     @property
     def words(self) -> int:

@@ -1,4 +1,4 @@
-"""Files beside the chapters stay private unless something published refers to them.
+"""Files beside the chapters stay private unless something published refers to them; `static/` goes out as it is.
 
 An outline, notes, old versions and editors' backups kept in a story's folder are not published, and
 `serialist check` lists them with why; an image of a published chapter, notes or summary, and the cover,
@@ -16,6 +16,8 @@ from conftest import STORY, chapter, run_cli, tree_bytes
 from generator.build import build
 from generator.config import BuildOptions
 from generator.incremental import BuildSession
+from generator.watch import ChangeKind, SiteLayout, classify
+from test_deploy import git_identity, remote, site  # noqa: F401  (fixtures)
 from test_images import png, resolve
 
 SECRET = "SECRET-OUTLINE-WORDS"
@@ -163,6 +165,72 @@ def test_a_link_to_a_file_that_is_never_published_is_a_warning(make_site):
     assert ("02-enough.md:5: warning: the link to `02-enough.md.orig` leads to a file that is never published"
             in result.stderr), result.stderr
     assert not (site / "output/tale/02-enough.md.orig").exists()
+
+
+# --- static/ ----------------------------------------------------------------------------------------------------
+
+def test_static_files_are_published_as_they_are_at_the_root(make_site):
+    site = site_with(make_site, {"static/map.pdf": b"%PDF-1.4 map", "static/music/playlist.html": "<p>songs</p>\n",
+                                 "static/notes.md": "# kept as it is\n", "static/.DS_Store": b"mac"})
+    files = output_of(site)
+    assert files["map.pdf"] == b"%PDF-1.4 map" and files["music/playlist.html"] == b"<p>songs</p>\n"
+    assert files["notes.md"] == b"# kept as it is\n" and ".DS_Store" not in files
+    # The up-to-date stamp covers static/.
+    (site / "static/map.pdf").write_bytes(b"%PDF-1.4 new map")
+    result = cli("build", site=site)
+    assert "Up to date" not in result.stdout and (site / "output/map.pdf").read_bytes() == b"%PDF-1.4 new map"
+    (site / "static/new.txt").write_text("new\n")
+    result = cli("build", site=site)
+    assert "Up to date" not in result.stdout and (site / "output/new.txt").read_text() == "new\n"
+
+
+def test_a_static_file_where_the_site_puts_its_own_is_an_error_naming_both(make_site):
+    site = site_with(make_site)
+    output_of(site)
+    before = tree_bytes(site / "output")
+    for name, clash in [("index.html", "a page of its own at index.html"),
+                        ("tale", "a folder there (for a page of its own)"),
+                        ("tale/images/map.png", "content/tale/images/map.png at tale/images/map.png"),
+                        ("assets/style.css", "style.css at assets/style.css"),
+                        ("tale/index.html/x.txt", "a page of its own at tale/index.html")]:
+        (site / "static" / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / "static" / name).write_text("mine\n")
+        result = cli("build", site=site)
+        assert result.returncode == 1, name
+        line = next(line for line in result.stderr.splitlines() if ": error: " in line)
+        assert line.startswith(f"static/{name}: error: this file would be published as {name}, but the site "
+                               "puts "), line
+        assert clash in line, line
+        assert tree_bytes(site / "output") == before
+        (site / "static" / name).unlink()
+        result = cli("build", site=site)
+        assert result.returncode == 0, result.stderr
+
+
+def test_a_static_link_outside_the_site_is_refused(make_site, tmp_path):
+    site = site_with(make_site)
+    (tmp_path / "secret.txt").write_text(SECRET)
+    (site / "static").mkdir()
+    (site / "static/leak.txt").symlink_to(tmp_path / "secret.txt")
+    result = cli("build", site=site)
+    assert result.returncode == 1
+    assert "static/leak.txt: error: this symbolic link points at" in result.stderr, result.stderr
+    assert SECRET not in result.stderr and not (site / "output").exists()
+
+
+def test_serve_rebuilds_when_a_static_file_changes(tmp_path):
+    layout = SiteLayout.of(tmp_path)
+    assert classify(tmp_path / "static/map.pdf", layout) is ChangeKind.CONTENT
+    assert classify(tmp_path / "static/.map.pdf.swp", layout) is ChangeKind.IGNORED
+
+
+def test_deploy_stops_for_a_static_file_not_committed(site: Path, remote: Path) -> None:  # (test_deploy's fixtures)
+    (site / "static").mkdir()
+    (site / "static/map.pdf").write_bytes(b"%PDF-1.4 map")
+    result = run_cli("deploy", cwd=site)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "  static/map.pdf (new, not in git yet)" in result.stderr.splitlines(), result.stderr
+    assert 'git add -- static && git commit -m "Update the site"' in result.stderr, result.stderr
 
 
 # --- chapters in another form --------------------------------------------------------------------------------------
