@@ -1,8 +1,12 @@
 """Files beside the chapters: images, covers, anything that is not Markdown.
 
 Every such file in a story's folder (for a one-shot `content/<name>.md`, in
-`content/<name>.assets/`) is an `Asset` of the story, published at the same
-relative place under `output/<story>/` (`copy_assets`).
+`content/<name>.assets/`) is an `Asset` of the story, which may be published at
+the same relative place under `output/<story>/` (`copy_assets`): it is, when
+a published text (a chapter's text, notes or summary, the story's summary or
+notes) refers to it, or it is the story's cover (`with_referenced_files`). The
+rest stay private: outlines, notes, old versions, the images of drafts. Files
+meant to go out as they are go in the site's `static/` folder (`copy_static`).
 
 Markdown refers to them relative to its own file (`![Map](images/map.png)`),
 but a chapter's page lives one folder deeper (`<story>/<chapter>/index.html`).
@@ -27,13 +31,14 @@ import hashlib
 import os
 import re
 import xml.parsers.expat
+from dataclasses import replace
 from html import unescape
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 from urllib.parse import unquote, urlsplit
 
 from generator.errors import ProblemLog
-from generator.model import Asset, Site
+from generator.model import Asset, Chapter, Site, Story
 from generator.output import CopiedFile, OutputFile
 
 if TYPE_CHECKING:
@@ -43,6 +48,7 @@ if TYPE_CHECKING:
 
 FILE_SCHEME = "serialist-file"
 ASSETS_SUFFIX = ".assets"  # a one-shot's files: `content/<name>.assets/` beside `content/<name>.md`
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown")  # what a chapter's file name ends in (`load.CHAPTER_SUFFIXES`)
 
 # The images every EPUB reader shows (EPUB 3's core media types), which are also what covers may be.
 IMAGE_TYPES = {
@@ -73,6 +79,37 @@ def resolve_files(html: str, page_url: Callable[[str], str]) -> str:
 def placeholder_paths(html: str) -> list[str]:
     """The paths from the output root (unquoted) of the files `html` shows as images, in order."""
     return [unquote(m.group(2)) for m in _FILE_PLACEHOLDER.finditer(html) if m.group(1).endswith('src="')]
+
+
+def file_references(*htmls: str) -> set[str]:
+    """The paths from the output root (`Asset.path`) of every file the rendered `htmls` show or link to."""
+    return {unquote(m.group(2)) for html in htmls if FILE_SCHEME + ":" in html
+            for m in _FILE_PLACEHOLDER.finditer(html)}
+
+
+def chapter_references(chapter: Chapter) -> set[str]:
+    """`file_references` of a rendered chapter: its text, notes and summary."""
+    return file_references(chapter.html, chapter.notes_before_html, chapter.notes_after_html, chapter.summary_html)
+
+
+def referenced_files(story: Story) -> set[str]:
+    """The paths (`Asset.path`) of the files of a rendered story that are published: those its texts refer to
+    (its summary and notes, and its chapters' texts, notes and summaries: of the chapters published, which are
+    those it has now) and its cover."""
+    found = file_references(story.summary_html, story.notes_before_html, story.notes_after_html)
+    for chapter in story.chapters:
+        found |= chapter_references(chapter)
+    if story.cover:
+        found.add(unquote(story.cover))
+    return found
+
+
+def with_referenced_files(site: Site) -> Site:
+    """The rendered site whose stories keep, of their files, only those published (`referenced_files`): a file
+    that nothing published refers to stays private, and no later stage can publish it."""
+    referenced = set().union(*(referenced_files(story) for story in site.stories))
+    return replace(site, stories=tuple(replace(story, assets=tuple(a for a in story.assets if a.path in referenced))
+                                       for story in site.stories))
 
 
 # --- the Markdown stage ----------------------------------------------------------------------------------------
@@ -132,33 +169,37 @@ def _image(ref: str, origin: Origin, line: int, targets: LinkTargets, log: Probl
 def _link(ref: str, origin: Origin, targets: LinkTargets) -> str | None:
     """The placeholder for a link to a published file, or None (other links are `_rewrite_links`' to check)."""
     local = _local(ref)
-    if local is None or local[0].lower().endswith(".md"):
+    if local is None or local[0].lower().endswith(MARKDOWN_SUFFIXES):
         return None
     target = _target(origin, local[0])
     published = targets.files.get(target) if target is not None else None
     return file_placeholder(published, local[1]) if published is not None else None
 
 
-_IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+_RAW_TAG = re.compile(r"<(img|a)\b[^>]*>", re.IGNORECASE)
 _SRC_ATTR = re.compile(r"""(\ssrc\s*=\s*)("[^"]*"|'[^']*'|[^\s>"']+)""", re.IGNORECASE)
+_HREF_ATTR = re.compile(r"""(\shref\s*=\s*)("[^"]*"|'[^']*'|[^\s>"']+)""", re.IGNORECASE)
 
 
 def _rewrite_raw(html: str, origin: Origin, line: int, targets: LinkTargets, log: ProblemLog) -> str:
-    """Image references in the author's own HTML (`<img src="images/map.png">`)."""
-    if "<img" not in html.lower():
+    """Image references and links to files in the author's own HTML (`<img src="images/map.png">`,
+    `<a href="images/map.pdf">`)."""
+    lower = html.lower()
+    if "<img" not in lower and "<a" not in lower:
         return html
 
     def tag(match: re.Match[str]) -> str:
         at = line + html.count("\n", 0, match.start())
+        image = match.group(1).lower() == "img"
 
-        def src(attr: re.Match[str]) -> str:
+        def attribute(attr: re.Match[str]) -> str:
             value = unescape(attr.group(2).strip("\"'"))
-            new = _image(value, origin, at, targets, log)
+            new = _image(value, origin, at, targets, log) if image else _link(value, origin, targets)
             return attr.group(0) if new is None else f'{attr.group(1)}"{new}"'
 
-        return _SRC_ATTR.sub(src, match.group(0), count=1)
+        return (_SRC_ATTR if image else _HREF_ATTR).sub(attribute, match.group(0), count=1)
 
-    return _IMG_TAG.sub(tag, html)
+    return _RAW_TAG.sub(tag, html)
 
 
 def rewrite_files(tokens: list[Token], origin: Origin, targets: LinkTargets, log: ProblemLog) -> None:
@@ -391,10 +432,19 @@ def _parents(path: str) -> Iterable[str]:
     return ("/".join(parts[:i]) for i in range(1, len(parts)))
 
 
+def _readable(asset: Asset, log: ProblemLog) -> bool:
+    try:
+        os.close(os.open(asset.source, os.O_RDONLY))  # read when it is written
+    except OSError as exc:
+        log.error(asset.source, None, f"cannot read the file: {exc.strerror}")
+        return False
+    return True
+
+
 def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[CopiedFile | OutputFile]:
-    """Every story's files, for the output (copied there a piece at a time: a file of hundreds of megabytes is
-    never held in memory; an SVG image is read and cleaned, see `published_bytes`); a file where the site puts a
-    page of its own is an error."""
+    """Every story's published files (see `with_referenced_files`), for the output (copied there a piece at a
+    time: a file of hundreds of megabytes is never held in memory; an SVG image is read and cleaned, see
+    `published_bytes`); a file where the site puts a page of its own is an error."""
     files = set(made)
     folders = {parent for path in files for parent in _parents(path)}
     copied: list[CopiedFile | OutputFile] = []
@@ -404,11 +454,11 @@ def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[Copied
                 log.error(asset.source, None, f"this file would be published as {asset.path}, where Serialist "
                           "puts a page of the site; rename it, or move it into a folder such as images/")
                 continue
-            try:
-                if asset.source.suffix.lower() != ".svg":  # copied a piece at a time when it is written
-                    os.close(os.open(asset.source, os.O_RDONLY))
+            if asset.source.suffix.lower() != ".svg":  # copied a piece at a time when it is written
+                if _readable(asset, log):
                     copied.append(CopiedFile(asset.path, asset.source))
-                    continue
+                continue
+            try:
                 data, removed = published_bytes(asset)
             except OSError as exc:
                 log.error(asset.source, None, f"cannot read the file: {exc.strerror}")
@@ -421,4 +471,30 @@ def copy_assets(site: Site, made: Iterable[str], log: ProblemLog) -> list[Copied
                          f"({', '.join(f'`{what}`' for what in removed)}): it is published without it; remove it "
                          "from the image to silence this warning")
             copied.append(OutputFile(asset.path, data))
+    return copied
+
+
+def copy_static(site: Site, made: dict[str, str], log: ProblemLog) -> list[CopiedFile]:
+    """The files of the site's `static/` folder, for the output, at the same place from its root. `made` is what
+    else the build puts there: path → what it is, in words (a page of the site, a story's file, a theme's file);
+    a file of `static/` where one of those goes (or that would be a folder of theirs, or is in the way of one of
+    their folders) is an error naming both."""
+    folders: dict[str, str] = {}
+    for path, what in made.items():
+        for parent in _parents(path):
+            folders.setdefault(parent, what)
+    copied: list[CopiedFile] = []
+    for asset in site.static:
+        if asset.path in made:
+            clash: str | None = f"{made[asset.path]} at {asset.path}"
+        elif asset.path in folders:
+            clash = f"a folder there (for {folders[asset.path]})"
+        else:
+            clash = next((f"{made[parent]} at {parent}" for parent in _parents(asset.path) if parent in made), None)
+        if clash is not None:
+            log.error(asset.source, None, f"this file would be published as {asset.path}, but the site puts "
+                      f"{clash}; rename the file, or move it into a folder of static/ of its own")
+            continue
+        if _readable(asset, log):
+            copied.append(CopiedFile(asset.path, asset.source))
     return copied

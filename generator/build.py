@@ -19,14 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from generator.cache import CACHE_DIR, Cache
-from generator.config import BuildOptions, SiteConfig, base_url_error, load_config, normalise_base_url
-from generator.errors import ContentError, Problem, ProblemLog, UsageError
+from generator.config import (STATIC_DIR, BuildOptions, SiteConfig, base_url_error, load_config,
+                              normalise_base_url)
+from generator.errors import ContentError, Problem, ProblemLog, UsageError, display_path
 from generator.model import Site
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from generator.markdown import LinkTargets
+    from generator.unpublished import NotPublished
 from generator.progress import no_progress
 from generator.output import MANIFEST, AnyFile, CopiedFile, OutputFile, check_output_location, write_output
 from generator.stamp import BuildState, forget_state, input_stamp, load_state, output_stamp, save_state
@@ -43,6 +45,8 @@ class BuildResult:
     warnings: tuple[Problem, ...] = ()
     timings: tuple[tuple[str, float], ...] = field(default=())
     up_to_date: bool = False
+    # The files of content/ that are not published, and why (what `check` lists; not known to `build`).
+    not_published: tuple[NotPublished, ...] = ()
 
     def summary(self, output: Path) -> str:
         if self.up_to_date:
@@ -80,7 +84,7 @@ def _up_to_date(root: Path, config: SiteConfig, theme: Theme, options: BuildOpti
     last build left it, as far as is known (False: a file of it was edited, replaced or deleted since)."""
     if not (options.cache and options.write):
         return "", None, True
-    inputs = input_stamp(root, [config.content_dir, *theme.folders], [config.config_path],
+    inputs = input_stamp(root, [config.content_dir, root / STATIC_DIR, *theme.folders], [config.config_path],
                          _settings(options, theme))
     state = load_state(root, options.output)
     output = output_stamp(options.output, MANIFEST) if state else ""
@@ -214,12 +218,13 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     markdown_cache = Cache.for_site(root, "markdown", enabled=options.cache, writable=options.write)
     progress = options.progress or no_progress
     targets = link_targets(site, published)
+    as_loaded = site if not options.write else None  # `check` lists the files not published: see below
     del site  # rendered, the chapters no longer hold their Markdown
     with Rendering(site_jobs(published), targets, markdown_cache, os.cpu_count() or 1, cache_notes,
                    progress) as markdown:
         # While worker processes render the Markdown of a big site, this one imports the later stages and
         # compiles the theme's templates. A template's error waits for the Markdown's: they come first.
-        from generator.assets import copy_assets
+        from generator.assets import copy_assets, copy_static, with_referenced_files
         from generator.epub import EpubCache, render_epubs
         from generator.feeds import feed_files, render_sitemap
         from generator.pages import render_pages
@@ -235,7 +240,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
         except jinja2_errors() as exc:
             template_error = exc
         stages.done("templates")
-        site = rendered_site(published, markdown.results(), log)
+        site = with_referenced_files(rendered_site(published, markdown.results(), log))
     markdown_cache.close()
     del published, markdown
     _release_memory(site)
@@ -257,15 +262,21 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     _release_memory(site)
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)
-    log.raise_if_errors(strict=options.strict)
-    stages.done("files")
     files += [CopiedFile(path, source) for path, source in static_files(theme).items()]
     files.append(OutputFile(".nojekyll", b""))
     if config.cname:
         files.append(OutputFile("CNAME", config.cname.strip().encode() + b"\n"))
     redirects = old_addresses(site, env, files, options.output, loaded, log)
     files += redirects
+    files += copy_static(site, {f.path: _what(f) for f in files}, log)
     log.raise_if_errors(strict=options.strict)
+    stages.done("files")
+    not_published: tuple[NotPublished, ...] = ()
+    if as_loaded is not None:
+        from generator.unpublished import not_published_files
+
+        not_published = not_published_files(as_loaded, site, targets)
+        del as_loaded
     output_notes: list[Problem] = []  # files kept in the output that Serialist did not make
     try:
         if options.write:
@@ -299,6 +310,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
         seconds=time.perf_counter() - started,
         warnings=tuple(warnings),
         timings=tuple(stages.timings),
+        not_published=not_published,
     )
     if inputs:
         save_state(root, options.output, BuildState(
@@ -335,6 +347,13 @@ def old_addresses(site: Site, env: object, files: list[AnyFile], output: Path, l
     if previous:
         gone_pages(previous, made | {page.path for page in pages}, site, loaded, output, site.config.content_dir, log)
     return pages
+
+
+def _what(file: AnyFile) -> str:
+    """What the build puts at `file.path`, in words, for an error about a file of `static/` in its way."""
+    if isinstance(file, CopiedFile):
+        return display_path(file.source)
+    return "the file of `cname` in site.toml" if file.path == "CNAME" else "a page of its own"
 
 
 def jinja2_errors() -> type[Exception]:

@@ -101,6 +101,11 @@ def check(site_dir: Path, strict: bool, drafts: bool, future: bool) -> None:
         return
     for warning in result.warnings:
         _echo(str(warning), err=True)
+    if result.not_published:
+        _echo("Not published (a file beside the chapters is published when a published chapter shows or links to "
+              "it, or it is a cover; put files to publish as they are in static/):")
+        for file in result.not_published:
+            _echo(f"  {file}")
     count = len(result.warnings)
     _echo(f"Checked {result.stories} stories, {result.chapters} chapters: "
                + (f"{count} warning{'s' * (count != 1)}." if count else "no problems."))
@@ -187,14 +192,15 @@ def init(directory: Path) -> None:
               help="Let --branch name main, master, the remote's default branch or one of your work's "
                    "history: its files are replaced by the built site.")
 @click.option("--allow-dirty", is_flag=True,
-              help="Publish even when content/, site.toml or themes/ have changes not committed to git.")
+              help="Publish even when content/, site.toml, themes/ or static/ have changes not committed "
+                   "to git.")
 @click.pass_context
 def deploy(ctx: click.Context, site_dir: Path, remote: str, branch: str, no_push: bool, message: str | None,
            base_url: str | None, output: Path | None, overwrite_branch: bool, allow_dirty: bool) -> None:
     """Build the site in SITE_DIR and publish it on the gh-pages branch of its git repository.
 
     Only published chapters go out: no drafts, nothing dated in the future.
-    The sources must be committed (content/, site.toml, themes/), unless --allow-dirty.
+    The sources must be committed (content/, site.toml, themes/, static/), unless --allow-dirty.
     Your working tree, index and other branches are not touched.
     """
     from generator.deploy import DeployOptions, deploy as run_deploy

@@ -16,6 +16,7 @@ from generator.names import link_problem
 
 CONFIG_FILE = "site.toml"
 CONTENT_DIR = "content"
+STATIC_DIR = "static"  # the site's files published as they are, at the output's root
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,9 @@ working tree, the index, HEAD and every other branch stay as they were. The
 commit holds exactly the output folder (without the build's manifest) plus a
 `.nojekyll`; a `CNAME` that the branch had is kept when the output has none.
 
-It publishes what is committed: when the site's sources (`content/`, `site.toml`, `themes/`) differ
-from the commit checked out (changed, staged, deleted, or new and not ignored by git), it stops before
-building and lists them, unless the user says `--allow-dirty`; the commit message then says so.
+It publishes what is committed: when the site's sources (`content/`, `site.toml`, `themes/`, `static/`)
+differ from the commit checked out (changed, staged, deleted, or new and not ignored by git), it stops
+before building and lists them, unless the user says `--allow-dirty`; the commit message then says so.
 
 It never moves a branch checked out in a worktree, and replaces a main line (`main`, `master`, the
 remote's default branch, the current branch's upstream) or a branch of the work's own history only
@@ -31,7 +31,7 @@ from typing import NoReturn
 
 from generator import __version__
 from generator.build import BuildResult, build
-from generator.config import CONFIG_FILE, CONTENT_DIR, BuildOptions
+from generator.config import CONFIG_FILE, CONTENT_DIR, STATIC_DIR, BuildOptions
 from generator.errors import SerialistError, UsageError, display_path
 from generator.load import is_ignored_name
 from generator.output import MANIFEST
@@ -225,7 +225,7 @@ def check_remote(git: Git, remote: str) -> None:
 
 # The sources must be committed -------------------------------------------------------------------------
 
-SOURCES = (CONTENT_DIR, CONFIG_FILE, "themes")  # what the build reads from the site folder
+SOURCES = (CONTENT_DIR, CONFIG_FILE, "themes", STATIC_DIR)  # what the build reads from the site folder
 _LISTED = 20  # changes named in a message; the rest are counted
 
 
@@ -256,9 +256,9 @@ def _status_words(code: str) -> str:
 
 
 def uncommitted_changes(git: Git, site_dir: Path) -> tuple[Change, ...]:
-    """The files of `content/`, `site.toml` and `themes/` that differ from HEAD: changed, staged, deleted,
-    or untracked and not ignored by git. Files the build never reads (hidden and editors' scratch files
-    in `content/`, see `generator.load.is_ignored_name`) do not count."""
+    """The files of `content/`, `site.toml`, `themes/` and `static/` that differ from HEAD: changed, staged,
+    deleted, or untracked and not ignored by git. Files the build never reads (hidden and editors' scratch
+    files in `content/` and `static/`, see `generator.load.is_ignored_name`) do not count."""
     prefix = os.fsdecode(git.run("rev-parse", "--show-prefix").stdout.rstrip(b"\n"))  # site folder in the repo
     quiet = Git(git.cwd, (*git.env, ("GIT_OPTIONAL_LOCKS", "0")))  # status leaves the repository's index as it is
     listed = quiet.run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
@@ -276,7 +276,8 @@ def uncommitted_changes(git: Git, site_dir: Path) -> tuple[Change, ...]:
         if name.startswith(prefix):  # the paths are from the top of the repository
             found[name.removeprefix(prefix)] = _status_words(code)
     return tuple(Change(site_dir / name, what) for name, what in sorted(found.items())
-                 if not (name.startswith(f"{CONTENT_DIR}/") and any(map(is_ignored_name, name.split("/")[1:]))))
+                 if not (name.startswith((f"{CONTENT_DIR}/", f"{STATIC_DIR}/"))
+                         and any(map(is_ignored_name, name.split("/")[1:]))))
 
 
 def list_changes(changes: tuple[Change, ...]) -> str:

@@ -6,7 +6,8 @@ pages and their neighbours', the story page, the part of the whole-work page
 that holds them, the home page, the feeds and the sitemap, and replaces just
 those files (each atomically) in the served folder. Anything else (a new,
 deleted or renamed file, `story.md`, `site.toml`, the theme, a chapter that
-becomes published or unpublished, new `aliases:`) gets a full build. When a story's totals
+becomes published or unpublished, new `aliases:`, or that shows or links to other files than
+before, which may publish or withdraw them) gets a full build. When a story's totals
 (words, dates) changed, the pages that show them (its other chapters' work
 information, the other parts of the whole work, tag and series pages) are
 redone after the reload, quietly and a page at a time, until another change
@@ -223,6 +224,7 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment: Call
     manifest file only once `known.flush` is called. `Rebuild.later` renders the pages left
     for after the reload (`BuildSession.finish`).
     """
+    from generator.assets import chapter_references
     from generator.load import load_chapter
     from generator.markdown import render_site
     from generator.pages import work_parts
@@ -272,11 +274,14 @@ def rebuild_chapters(snap: Snapshot, changed: frozenset[Path], environment: Call
                            Cache.for_site(snap.root, "markdown", enabled=options.cache), workers=1, warnings=notes)
     log.raise_if_errors(strict=options.strict)
     fresh = {c.source: c for s in rendered.stories for c in s.chapters}
+    earlier = {c.source: c for slug in slugs if slug in previous for c in previous[slug].chapters}
+    if any(chapter_references(c) != chapter_references(earlier[source]) for source, c in fresh.items()
+           if source in earlier):
+        return None  # the files published may have changed (`assets.with_referenced_files`)
     # Stories without a changed chapter are selected from the same files as before: the same stories.
     site = replace(published, stories=tuple(_merge(s, previous[s.slug], fresh) if s.slug in slugs
                                             else previous[s.slug] for s in published.stories))
 
-    earlier = {c.source: c for slug in slugs if slug in previous for c in previous[slug].chapters}
     new = [c for s in site.stories if s.slug in slugs for c in s.chapters if c.source in changed]
     listed = any(_listing(c) != _listing(earlier[c.source]) for c in new)
     dates_moved = any((c.date, c.updated) != (earlier[c.source].date, earlier[c.source].updated) for c in new)
@@ -357,12 +362,13 @@ def _in_feed(story: Story, changed: frozenset[Path], now: datetime, limit: int) 
 
 
 def _merge(story: Story, before: Story, fresh: dict[Path, Chapter]) -> Story:
-    """The newly loaded story with rendered HTML: fresh for changed chapters, kept for the others.
+    """The newly loaded story with rendered HTML: fresh for changed chapters, kept for the others, and the files
+    it published (the same, as the changed chapters refer to the same files).
 
     `before` has the same chapters in the same order (`_same_outline`).
     """
     chapters = tuple(fresh.get(c.source) or kept for c, kept in zip(story.chapters, before.chapters))
-    return replace(story, chapters=chapters, summary_html=before.summary_html,
+    return replace(story, chapters=chapters, assets=before.assets, summary_html=before.summary_html,
                    notes_before_html=before.notes_before_html, notes_after_html=before.notes_after_html)
 
 

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import frontmatter
 import yaml
 
-from generator.config import LINE_BREAKS, SiteConfig
+from generator.config import LINE_BREAKS, STATIC_DIR, SiteConfig
 from generator.errors import ProblemLog, suggest
-from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES
+from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES, MARKDOWN_SUFFIXES
 from generator.model import RATINGS, STATUSES, Asset, Chapter, Extra, Site, Story
 from generator.names import MAX_NAME_BYTES, MAX_PATH_BYTES, link_problem, name_problem
 
@@ -34,12 +34,75 @@ CHAPTER_KEYS = ("title", "number", "date", "updated", "summary", "notes_before",
                 "warnings", "draft", "slug", "extra", "aliases", "line_breaks")
 ONESHOT_KEYS = tuple(dict.fromkeys(STORY_KEYS + CHAPTER_KEYS + ("summary",)))
 
-# Files editors and operating systems leave beside the real ones.
-_IGNORED_NAME = re.compile(r"^(\.|~\$|#)|(~|\.swp|\.swx|\.tmp|\.bak|___jb_tmp___|___jb_old___)$|^4913$")
+# Files editors and operating systems leave beside the real ones: hidden files, temporary files, and backups
+# (`~`, `.bak`, git's merge leftovers `.orig`, nano's `.save`, `.save.1`).
+_IGNORED_NAME = re.compile(r"^(\.|~\$|#)|(~|\.swp|\.swx|\.tmp|___jb_tmp___|___jb_old___)$|^4913$"
+                           r"|\.(bak|orig|save(\.\d+)?)$", re.IGNORECASE)
+_BACKUP_NAME = re.compile(r"(~|\.(bak|orig|save(\.\d+)?))$", re.IGNORECASE)
+
+# What a chapter's (or a one-shot's) file name may end in, in any case.
+CHAPTER_SUFFIXES = MARKDOWN_SUFFIXES
 
 
 def is_ignored_name(name: str) -> bool:
     return bool(_IGNORED_NAME.search(name)) or name.startswith(".goutputstream-")
+
+
+def is_backup_name(name: str) -> bool:
+    """Whether `name` is an editor's backup of a file (`02-enough.md.orig`, `notes.txt~`): never published."""
+    return not name.startswith(".") and bool(_BACKUP_NAME.search(name))
+
+
+def is_markdown_name(name: str) -> bool:
+    """Whether a file called `name` is Markdown: a chapter, a story's `story.md`, a one-shot."""
+    return name.lower().endswith(CHAPTER_SUFFIXES)
+
+
+# How a file manager or a browser names a second copy of `01-almost.md`: `01-almost (copy).md`, `01-almost copy.md`,
+# `01-almost - Copy.md`, `Copy of 01-almost.md`, `01-almost (1).md`, `01-almost 2.md` (the name it is a copy of, when
+# there is a file of that name, is the first group that matched).
+_COPY_NAME = re.compile(r"^(?:(.+?) \((?:copy(?: \d+)?|\d+)\)|(.+?) - copy(?: \(\d+\))?|(.+?) copy(?: \d+)?"
+                        r"|copy of (.+)|(.+?) \d+)$", re.IGNORECASE)
+
+
+def copy_of(path: Path, names: dict[str, Path]) -> Path | None:
+    """The file `path` looks like a second copy of, among `names` (Markdown files by their name without suffix,
+    case-folded), or None."""
+    stem = path.name[: -len(path.suffix)] if path.suffix else path.name
+    match = _COPY_NAME.match(stem)
+    if match is None:
+        return None
+    original = names.get(next(group for group in match.groups() if group is not None).casefold())
+    return original if original is not None and original != path else None
+
+
+def _number_prefix(name: str) -> int | None:
+    match = re.match(r"\d+", name)
+    return int(match.group()) if match else None
+
+
+def looks_like_chapter(path: Path) -> bool:
+    """Whether `path`, a file that is not Markdown by its name, starts with the `---` of front matter (as a
+    chapter does) and has a name that a chapter saved in the wrong form gets (`05-secret.txt`, `05.md.txt`)."""
+    if not path.name.lower().endswith(".txt"):
+        return False
+    try:
+        with open(path, "rb") as file:
+            head = file.read(64)
+    except OSError:
+        return False
+    first = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].rstrip(b"\r \t")
+    return first == b"---"
+
+
+def _wrong_form(path: Path, what: str, log: ProblemLog) -> None:
+    """The error of a `.txt` file that `looks_like_chapter`: never published as it is."""
+    name = path.name[:-4]
+    if is_markdown_name(name):
+        name = name.rsplit(".", 1)[0]  # `05.md.txt`
+    log.error(path, 1, f"this file starts with `---` like a {what}, but its name ends in .txt, so it is not one, "
+              f"and it is not published as it is either (its front matter would show); to publish it as a {what}, "
+              f"rename it to {name}.md; to keep it private, move it out of content/")
 
 
 def slugify(text: str) -> str:
@@ -643,10 +706,11 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
     entries = _entries(folder, log)
     if entries is None:
         return None
-    chapter_files = sorted((p for p in entries
-                            if p.suffix.lower() == ".md" and p.name != STORY_FILE
-                            and not is_ignored_name(p.name) and not refused(p, root, log) and p.is_file()),
-                           key=lambda p: natural_key(p.name))
+    chapter_files = without_copies(sorted((p for p in entries
+                                           if is_markdown_name(p.name) and p.name != STORY_FILE
+                                           and not is_ignored_name(p.name) and not refused(p, root, log)
+                                           and p.is_file()),
+                                          key=lambda p: natural_key(p.name)), "chapter", log)
     if refused(story_path, root, log):
         return None
     if not story_path.is_file():
@@ -665,6 +729,7 @@ def load_story_folder(folder: Path, config: SiteConfig, log: ProblemLog) -> Stor
         chapter = _load_chapter(path, position, config, log)
         if chapter is not None:
             chapters.append(chapter)
+    _same_numbers(chapters, log)
     assets = find_assets(folder, slugify(folder.name), root, log)
     return Story(
         source=story_path,
@@ -709,13 +774,60 @@ def load_oneshot(path: Path, config: SiteConfig, log: ProblemLog) -> Story | Non
     )
 
 
+def without_copies(paths: list[Path], what: str, log: ProblemLog) -> list[Path]:
+    """`paths` (Markdown files of one folder) without those that look like a second copy of another (`copy_of`),
+    which are not published: a warning names both."""
+    names = {path.name[: -len(path.suffix)].casefold(): path for path in paths}
+    kept = []
+    for path in paths:
+        original = copy_of(path, names)
+        if original is None:
+            kept.append(path)
+        else:
+            log.warn(path, None, f"this looks like a second copy of the {what} {original.name}, so it is not "
+                     f"published; delete it (or move it out of content/) if it is an old version, or rename it "
+                     f"if it is a {what} of its own")
+    return kept
+
+
+def _same_numbers(chapters: list[Chapter], log: ProblemLog) -> None:
+    """A warning for two chapter files whose names start with the same number (`02-bonus.md`, `02-enough.md`),
+    neither numbered by `number:`: one is often an old version of the other."""
+    first: dict[int, Chapter] = {}
+    for chapter in chapters:
+        number = _number_prefix(chapter.source.name)
+        if number is None or "number" in chapter.lines:
+            continue
+        other = first.setdefault(number, chapter)
+        if other is not chapter:
+            log.warn(chapter.source, None, f"this file's name starts with the same number as {other.source.name}, "
+                     "and both are chapters; if one is an old version, delete it or move it out of content/, "
+                     "else renumber the files")
+
+
 def find_assets(folder: Path, slug: str, root: Path, log: ProblemLog) -> tuple[Asset, ...]:
-    """Every file in `folder` and below that is published as is: all but Markdown, hidden and temporary files.
+    """Every file in `folder` and below that may be published as is, when something published refers to it (see
+    `assets.referenced_files`): all but Markdown, hidden and temporary files and editors' backups. A `.txt` file
+    that looks like a chapter (`looks_like_chapter`) is an error: it is neither a chapter nor published.
 
     A symbolic link, to a file or to a folder, is followed as everywhere in the site: when what it points at
     is inside the site folder `root` (resolved); one that leads outside it, nowhere, or into a loop is an
     error, and so is a name that cannot be published (`refused`). `folder` itself is checked by the caller:
     when it is a link that may not be followed, nothing is found in it."""
+    return _find_files(folder, f"{slug}/", root, log, story=True)
+
+
+def find_static(config: SiteConfig, log: ProblemLog) -> tuple[Asset, ...]:
+    """Every file of the site's `static/` folder, published as it is at the same place from the output's root
+    (`static/map.pdf` → `map.pdf`), Markdown too; with the same rules for names and links as a story's files."""
+    folder = config.root / STATIC_DIR
+    root = config.root.resolve()
+    if not (folder.exists() or folder.is_symlink()) or refused(folder, root, log):
+        return ()
+    return _find_files(folder, "", root, log, story=False)
+
+
+def _find_files(folder: Path, prefix: str, root: Path, log: ProblemLog, story: bool) -> tuple[Asset, ...]:
     try:
         if link_problem(folder, root) is not None or not folder.is_dir():
             return ()
@@ -723,38 +835,43 @@ def find_assets(folder: Path, slug: str, root: Path, log: ProblemLog) -> tuple[A
     except OSError:  # a name too long for the system: reported as the story's
         return ()
     found: list[Asset] = []
-    _walk_assets(folder, folder, slug, root, (real,), found, log)
+    _walk_assets(folder, folder, prefix, root, (real,), found, log, story)
     return tuple(found)
 
 
-def _walk_assets(here: Path, top: Path, slug: str, root: Path, ancestors: tuple[Path, ...], found: list[Asset],
-                 log: ProblemLog) -> None:
-    """`find_assets` in `here`: its files (by name), then its folders; `ancestors` are the resolved folders from
-    `top` to `here`."""
+def _walk_assets(here: Path, top: Path, prefix: str, root: Path, ancestors: tuple[Path, ...], found: list[Asset],
+                 log: ProblemLog, story: bool) -> None:
+    """`_find_files` in `here`: its files (by name), then its folders; `ancestors` are the resolved folders from
+    `top` to `here`. In a story's folder (`story`), Markdown files are not among them."""
     entries = _entries(here, log)
     if entries is None:
         return
     folders: list[Path] = []
     for path in sorted(entries):
         name = path.name
-        if is_ignored_name(name) or (name.lower().endswith(".md") and not path.is_dir()):
+        if is_ignored_name(name) or (story and is_markdown_name(name) and not path.is_dir()):
             continue
         if refused(path, root, log, ancestors):
             continue
         if path.is_dir():
             folders.append(path)
         elif path.is_file():
-            asset = Asset(path, f"{slug}/{path.relative_to(top).as_posix()}")
-            if _publishable(asset, log):
+            if story and looks_like_chapter(path):
+                _wrong_form(path, "chapter", log)
+                continue
+            relative = path.relative_to(top).as_posix()
+            asset = Asset(path, prefix + relative)
+            if _publishable(asset, relative, log):
                 found.append(asset)
     for sub in folders:
         real = sub.resolve() if sub.is_symlink() else ancestors[-1] / sub.name  # (only links need resolving)
-        _walk_assets(sub, top, slug, root, (*ancestors, real), found, log)
+        _walk_assets(sub, top, prefix, root, (*ancestors, real), found, log, story)
 
 
-def _publishable(asset: Asset, log: ProblemLog) -> bool:
-    """Whether the names in the asset's path leave room for the build's own (logged when not)."""
-    sizes = [(len(part.encode("utf-8", "surrogateescape")), part) for part in asset.path.split("/")[1:]]
+def _publishable(asset: Asset, relative: str, log: ProblemLog) -> bool:
+    """Whether the names in the asset's path (`relative`, from its folder) leave room for the build's own (logged
+    when not)."""
+    sizes = [(len(part.encode("utf-8", "surrogateescape")), part) for part in relative.split("/")]
     size, long = max(sizes)
     if size > MAX_NAME_BYTES:
         what = "file" if long == sizes[-1][1] else f"folder {long[:20]}…"
@@ -831,20 +948,24 @@ def load_site(config: SiteConfig, log: ProblemLog) -> Site:
         return Site(config=config)
     stories: list[Story] = []
     loaders: list[tuple[Callable[[Path, SiteConfig, ProblemLog], Story | None], Path]] = []
-    entries = _entries(content, log)
-    for entry in sorted(entries or (), key=lambda p: natural_key(p.name)):
-        if is_ignored_name(entry.name) or refused(entry, root, log):
-            continue
+    entries = sorted((entry for entry in _entries(content, log) or () if not is_ignored_name(entry.name)
+                      and not refused(entry, root, log)), key=lambda p: natural_key(p.name))
+    oneshots = {p for p in without_copies([p for p in entries if is_markdown_name(p.name) and p.is_file()],
+                                          "one-shot", log)}
+    for entry in entries:
         if entry.is_dir() and entry.name.endswith(ASSETS_SUFFIX):
-            if not entry.with_name(entry.name.removesuffix(ASSETS_SUFFIX) + ".md").is_file():
-                log.warn(entry, None, f"there is no one-shot {entry.name.removesuffix(ASSETS_SUFFIX)}.md for this "
+            base = entry.name.removesuffix(ASSETS_SUFFIX)
+            if not any(entry.with_name(base + suffix).is_file() for suffix in CHAPTER_SUFFIXES):
+                log.warn(entry, None, f"there is no one-shot {base}.md for this "
                          "folder of files, so they are not published; rename the folder after its one-shot")
         elif entry.is_dir():
             loaders.append((load_story_folder, entry))
-        elif entry.suffix.lower() == ".md" and entry.is_file():
+        elif entry in oneshots:
             loaders.append((load_oneshot, entry))
+        elif entry.is_file() and looks_like_chapter(entry):
+            _wrong_form(entry, "one-shot", log)
     for loader, path in loaders:
         story = loader(path, config, log)
         if story is not None:
             stories.append(story)
-    return Site(config=config, stories=tuple(stories))
+    return Site(config=config, stories=tuple(stories), static=find_static(config, log))

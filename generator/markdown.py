@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
-from generator.assets import FILE_SCHEME, resolve_files, rewrite_files
+from generator.assets import FILE_SCHEME, MARKDOWN_SUFFIXES, resolve_files, rewrite_files
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
 from generator.parallel import die_with_parent, pool_context, widen_pipes
@@ -317,12 +317,16 @@ def _rewrite_links(tokens: list[Token], origin: Origin, targets: LinkTargets, lo
                 log.warn(origin.path, line, f"the link to `{href}` leads to a chapter that is not published "
                          "(a draft or scheduled); the link is left out until it is")
                 _unlink(token.children, index)
-            elif parts.path.lower().endswith(".md"):
+            elif parts.path.lower().endswith(MARKDOWN_SUFFIXES):
                 log.error(origin.path, line, f"the link to `{href}` leads nowhere: there is no story or "
                           f"chapter file {target.name} in {target.parent.name}/; fix the file name")
             elif not exists:
                 log.warn(origin.path, line, f"the link to `{href}` leads nowhere: there is no such file "
                          f"next to {origin.path.name}; fix the path")
+            elif target not in targets.files and target.is_file():
+                log.warn(origin.path, line, f"the link to `{href}` leads to a file that is never published (a "
+                         "hidden file, an editor's backup, or a file outside the story's folder); move what you "
+                         "want published into the story's folder, or put it in static/")
 
 
 def _environment(doc_id: str, line_breaks: str) -> dict:

@@ -179,9 +179,9 @@ class Chapter:
 
 @dataclass(frozen=True, slots=True)
 class Asset:
-    """A file beside the chapters (an image, a cover, …), published as it is."""
+    """A file beside the chapters (an image, a cover, …) or of the site's `static/` folder, published as it is."""
 
-    source: Path  # the file under content/
+    source: Path  # the file under content/ (or static/)
     path: str  # where it is published, from the output root: `salt-and-signal/images/map.png`
 
     @property
@@ -214,7 +214,9 @@ class Story:
     summary_line: int = 1
     single_file: bool = False
     extra: Extra = NO_EXTRA  # the author's own fields (`extra:`), for themes
-    # Every file beside the chapters (the story's folder, or a one-shot's `<name>.assets/`), published as is.
+    # The files beside the chapters (the story's folder, or a one-shot's `<name>.assets/`) that may be published
+    # as they are: as loaded, every one but Markdown, hidden files and backups; once the Markdown is rendered,
+    # only those that a published text or the cover refers to (`assets.with_referenced_files`).
     assets: tuple[Asset, ...] = ()
     cover: str = ""  # the cover image's URL path from the site root (an `Asset.url`), or ""
     aliases: tuple[str, ...] = ()  # the story's old addresses (folders), oldest first (`aliases.py`)
@@ -301,6 +303,7 @@ class Story:
 class Site:
     config: SiteConfig
     stories: tuple[Story, ...] = ()
+    static: tuple[Asset, ...] = ()  # the files of the site's `static/` folder, published as they are
 
     @property
     def words(self) -> int:

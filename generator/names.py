@@ -1,10 +1,10 @@
 """What a file's name may be, and where a symbolic link may lead, checked before anything is read.
 
-A file or folder that is published (a story folder, a chapter, a one-shot, a story's other files) must
-have a name that a URL, a feed and a terminal can show: valid UTF-8, without control characters
-(`name_problem`). Its URL name must leave room, in the 255 bytes a file name may have, for what the build
-adds to it (`<slug>.epub`, the names of files written first and then moved in place): `MAX_NAME_BYTES`;
-and a path in the output, room for the output folder's own path: `MAX_PATH_BYTES`.
+A file or folder that is published (a story folder, a chapter, a one-shot, a story's other files, the files
+of the site's `static/` folder) must have a name that a URL, a feed and a terminal can show: valid UTF-8,
+without control characters (`name_problem`). Its URL name must leave room, in the 255 bytes a file name may
+have, for what the build adds to it (`<slug>.epub`, the names of files written first and then moved in
+place): `MAX_NAME_BYTES`; and a path in the output, room for the output folder's own path: `MAX_PATH_BYTES`.
 
 Nothing outside the site folder is read (`link_problem`): a symbolic link, to a file or to a folder, is
 followed only when what it points at, fully resolved, is inside the site folder, and not a folder that

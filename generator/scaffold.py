@@ -8,7 +8,7 @@ from typing import Callable
 
 from generator.config import CONTENT_DIR
 from generator.errors import UsageError
-from generator.load import STORY_FILE, is_ignored_name, natural_key, slugify
+from generator.load import STORY_FILE, is_ignored_name, is_markdown_name, natural_key, slugify
 from generator.oneshot import find_oneshot, grow_oneshot
 
 
@@ -60,7 +60,8 @@ def new_chapter(root: Path, story: str, title: str | None = None, today: date | 
     if not (folder / STORY_FILE).is_file():
         raise UsageError(f"there is no story `{story}` ({folder / STORY_FILE} is missing); "
                          f"create it with `serialist new story {story}`")
-    chapters = sorted((p for p in folder.glob("*.md") if p.name != STORY_FILE and not is_ignored_name(p.name)),
+    chapters = sorted((p for p in folder.iterdir() if is_markdown_name(p.name) and p.name != STORY_FILE
+                       and not is_ignored_name(p.name)),
                       key=lambda p: natural_key(p.name))
     number = len(chapters) + 1
     width = max(2, len(str(number)))

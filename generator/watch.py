@@ -2,7 +2,7 @@
 
 Every change is classified by where it happened (Zola's `detect_change_kind`):
 
-- `content`: anything under `content/` (chapters, story files, images);
+- `content`: anything under `content/` (chapters, story files, images) or `static/`;
 - `config`: `site.toml`;
 - `theme`: anything under `themes/`;
 - `ignored`: everything else: the output folder, `.git`, `.serialist-cache`, the dev
@@ -54,7 +54,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserverVFS
 
-from generator.config import CONFIG_FILE, CONTENT_DIR
+from generator.config import CONFIG_FILE, CONTENT_DIR, STATIC_DIR
 from generator.errors import Problem
 from generator.load import is_ignored_name
 
@@ -123,7 +123,7 @@ def classify(path: Path, layout: SiteLayout) -> ChangeKind:
         return ChangeKind.IGNORED
     if parts == (CONFIG_FILE,):
         return ChangeKind.CONFIG
-    if parts[0] == CONTENT_DIR:
+    if parts[0] in (CONTENT_DIR, STATIC_DIR):
         return ChangeKind.CONTENT
     if parts[0] == THEMES_DIR:
         return ChangeKind.THEME

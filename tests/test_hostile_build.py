@@ -243,7 +243,8 @@ def peak_rss(*args: str | Path) -> tuple[int, subprocess.CompletedProcess[str]]:
 
 def test_large_files_beside_the_chapters_are_copied_without_holding_them(make_site):
     size = 50 * MB
-    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter()})
+    links = " ".join(f"[Part {i}](big-{i}.bin)" for i in range(3))
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter(body=links)})
     for index in range(3):
         with open(site / f"content/s/big-{index}.bin", "wb") as handle:
             handle.truncate(size)  # (sparse: made at once)
@@ -262,7 +263,7 @@ def test_large_files_beside_the_chapters_are_copied_without_holding_them(make_si
         with open(site / "content/s/big-1.bin", "r+b") as handle:  # changed: copied again, the others linked
             handle.seek(size - 3)
             handle.write(b"y")
-        (site / "content/s/1.md").write_text(chapter(body="Changed."))
+        (site / "content/s/1.md").write_text(chapter(body=f"Changed. {links}"))
         peak, result = peak_rss("-m", "generator", "build", site)
         assert result.returncode == 0, result.stderr
         assert peak < 110 * MB

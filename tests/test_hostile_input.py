@@ -185,6 +185,7 @@ def test_links_inside_the_site_are_followed_and_rebuilt_when_their_target_change
     touch(site / "shared/logo.png", b"logo")
     touch(site / "drafts/t/story.md", STORY.replace("A Story", "Linked Story"))
     touch(site / "drafts/t/1.md", chapter("Linked"))
+    touch(site / "content/s/02-two.md", chapter("Two", body="![A picture](images/pic.png) and [the logo](logo.png)"))
     (site / "content/s/images").symlink_to(Path("../../shared/images"))  # relative, as users make them
     (site / "content/s/logo.png").symlink_to(site / "shared/logo.png")
     (site / "content/t").symlink_to(site / "drafts/t")
