@@ -107,8 +107,9 @@ def check(site_dir: Path, strict: bool, drafts: bool, future: bool) -> None:
         for file in result.not_published:
             _echo(f"  {file}")
     count = len(result.warnings)
-    _echo(f"Checked {result.stories} stories, {result.chapters} chapters: "
-               + (f"{count} warning{'s' * (count != 1)}." if count else "no problems."))
+    _echo(f"Checked {result.stories} {'story' if result.stories == 1 else 'stories'}, "
+          f"{result.chapters} chapter{'s' * (result.chapters != 1)}: "
+          + (f"{count} warning{'s' * (count != 1)}." if count else "no problems."))
 
 
 @main.group()

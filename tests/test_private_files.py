@@ -100,7 +100,7 @@ def test_what_an_author_keeps_beside_the_chapters_is_not_published_and_check_lis
         "content/tale/old/01-almost.md": "Markdown in a subfolder of a story, which is not a chapter",
         "content/tale/outline.txt": "not referenced by any published chapter",
     }, result.stdout
-    assert result.stdout.rstrip().splitlines()[-1].startswith("Checked 1 stories")
+    assert result.stdout.rstrip().splitlines()[-1].startswith("Checked 1 story, ")
 
 
 def test_a_private_outline_does_not_fail_a_strict_check(make_site):
