@@ -20,6 +20,7 @@ import yaml
 
 from generator.config import LINE_BREAKS, STATIC_DIR, SiteConfig
 from generator.errors import ProblemLog, suggest
+from generator.xmlchars import ASCII_CONTROLS, xml_text
 from generator.assets import ASSETS_SUFFIX, IMAGE_TYPES, MARKDOWN_SUFFIXES
 from generator.model import RATINGS, STATUSES, Asset, Chapter, Extra, Site, Story
 from generator.names import MAX_NAME_BYTES, MAX_PATH_BYTES, link_problem, name_problem
@@ -131,16 +132,9 @@ class Document:
         return self.lines.get(key, 1)
 
 
-# Code points that HTML and XML forbid in a document: control characters and non-characters.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff\ud800-\udfff]")
-
-
-_ASCII_CONTROLS = bytes(b for b in range(0x20) if b not in b"\t\n\r") + b"\x7f"  # the ASCII part of _FORBIDDEN
-
-
 def clean_text(text: str) -> str:
     """A front-matter value without surrounding space or code points HTML and XML forbid (YAML escapes can make them)."""
-    return _FORBIDDEN.sub("", text).strip()
+    return xml_text(text).strip()
 
 
 def read_text(path: Path, log: ProblemLog) -> str | None:
@@ -166,9 +160,9 @@ def read_text(path: Path, log: ProblemLog) -> str | None:
     text = text.removeprefix("\ufeff")
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if raw.isascii() and len(raw.translate(None, _ASCII_CONTROLS)) == len(raw):
+    if raw.isascii() and len(raw.translate(None, ASCII_CONTROLS)) == len(raw):
         return text  # nothing to remove, found without a regex over the whole text
-    return _FORBIDDEN.sub("", text)
+    return xml_text(text)
 
 
 def _utf16(raw: bytes) -> str | None:

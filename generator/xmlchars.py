@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import re
 
-# Every code point to leave out (what `load.read_text` removes from a file).
+# Every code point to leave out (`load.read_text` removes them from every file it reads).
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]")
 
 # The same, in UTF-8 (lone surrogates as `surrogatepass` writes them), by their first byte: the ASCII controls
 # are found by deleting them (much quicker than a regular expression over every byte), the others are looked for
 # only in a text that has their first byte at all.
-_ASCII_CONTROLS = bytes(b for b in range(0x20) if b not in b"\t\n\r") + b"\x7f"
+ASCII_CONTROLS = bytes(b for b in range(0x20) if b not in b"\t\n\r") + b"\x7f"
 _BY_FIRST_BYTE = ((b"\xc2", re.compile(rb"\xc2[\x80-\x9f]")),  # U+0080 to U+009F
                   (b"\xed", re.compile(rb"\xed[\xa0-\xbf]")),  # U+D800 to U+DFFF
                   (b"\xef", re.compile(rb"\xef(?:\xb7[\x90-\xaf]|\xbf[\xbe\xbf])")))  # U+FDD0 to U+FDEF, U+FFFE/F
@@ -37,7 +37,7 @@ def xml_text(text: str) -> str:
 def xml_utf8(text: str) -> bytes:
     """`xml_text(text)` in UTF-8; for a whole document, where looking at its bytes is quicker."""
     data = text.encode("utf-8", "surrogatepass")
-    if len(data.translate(None, _ASCII_CONTROLS)) == len(data) and not any(
+    if len(data.translate(None, ASCII_CONTROLS)) == len(data) and not any(
             first in data and pattern.search(data) is not None for first, pattern in _BY_FIRST_BYTE):
         return data
     return _FORBIDDEN.sub("", text).encode("utf-8")
