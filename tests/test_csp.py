@@ -1,24 +1,32 @@
-"""Nothing an author writes becomes a script.
+"""Nothing an author writes becomes a script, and every page says so to the browser.
 
 Serialist's own link schemes (`serialist:`, `serialist-file:`) cannot be forged
 from a text; no page, feed or book links to `javascript:`, `vbscript:` or
-`data:`, whatever the input.
+`data:`, whatever the input; every page carries a Content-Security-Policy that
+lets only the site's own scripts run. The browser tests (marked slow) load the
+pages in Debian's Chromium with Playwright.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import io
 import re
+import threading
 import xml.etree.ElementTree as ET
 import zipfile
+from html import unescape
 from html.parser import HTMLParser
+from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from conftest import chapter, run_cli, tree_bytes
+from conftest import NOW, STORY, chapter, copy_sample, run_cli, tree_bytes
+from served_site import CHROMIUM, CHROMIUM_ARGS, _QuietHandler, build_sample
 
 # --- what the tests look for -------------------------------------------------------------------------------------
 
@@ -294,3 +302,341 @@ def test_a_link_resolved_for_a_page_that_would_run_a_script_is_left_out() -> Non
         == '<a title="t">a</a> href="javascript:x" <img>'
     assert unseal('<a href="https://example.org/">w</a> <a href="#fn1">1</a> <a href="mailto:a@b.c">m</a>') \
         == '<a href="https://example.org/">w</a> <a href="#fn1">1</a> <a href="mailto:a@b.c">m</a>'
+
+
+# --- the Content-Security-Policy ------------------------------------------------------------------------------
+
+POLICY_META = re.compile(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">')
+
+
+def policy(html: str) -> dict[str, list[str]]:
+    found = POLICY_META.search(html)
+    assert found is not None, "no Content-Security-Policy"
+    directives = [part.split() for part in unescape(found.group(1)).split(";") if part.strip()]
+    return {words[0]: words[1:] for words in directives}
+
+
+class Scripts(HTMLParser):
+    """The inline scripts of a page that run (no `src`, a JavaScript type), as the browser reads their text."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.inline: list[str] = []
+        self._in: dict[str, str | None] | None = None
+        self._text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self._in, self._text = dict(attrs), []
+
+    def handle_data(self, data: str) -> None:
+        if self._in is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._in is not None:
+            if "src" not in self._in and (self._in.get("type") or "text/javascript") in ("text/javascript", "module"):
+                self.inline.append("".join(self._text))
+            self._in = None
+
+
+def sha256_source(script: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode() + "'"
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample site, built: its output."""
+    from generator.build import build
+    from generator.config import BuildOptions
+
+    root = copy_sample(tmp_path_factory.mktemp("csp") / "sample")
+    build(root, BuildOptions(output=root / "output", now=NOW, quiet=True))
+    return root / "output"
+
+
+def test_every_page_has_the_policy_first_in_its_head_with_the_hashes_of_its_own_inline_scripts(sample: Path) -> None:
+    pages = sorted(sample.rglob("*.html"))
+    assert len(pages) > 20
+    for path in pages:
+        html = path.read_text("utf-8")
+        head = html[:html.index("</head>")]
+        assert head.index('<meta http-equiv="Content-Security-Policy"') < min(
+            head.index(tag) for tag in ("<script", "<link", "<title") if tag in head), path
+        if "<base" in head:
+            assert head.index("Content-Security-Policy") < head.index("<base"), path
+        rules = policy(html)
+        inline = Scripts(html).inline
+        assert inline, path  # the reader settings, applied before the first paint
+        assert rules["script-src"] == ["'self'", *dict.fromkeys(map(sha256_source, inline))], path
+        assert rules["default-src"] == ["'self'"]
+        assert rules["object-src"] == ["'none'"] and rules["form-action"] == ["'none'"]
+        assert rules["base-uri"] in (["'none'"], ["'self'"])
+        assert rules["style-src"] == ["'self'", "'unsafe-inline'"]
+        assert rules["img-src"] == ["'self'", "https:", "http:"]
+        assert "'unsafe-eval'" not in sum(rules.values(), [])
+
+
+def test_the_hashes_are_those_of_the_scripts_as_rendered_for_each_site(make_site) -> None:
+    """Not written into the theme: the reader script names the site's path, and a theme's own inline script
+    (here in the body of the home page) gets its hash too."""
+    site = make_site({
+        "site.toml": 'title = "T"\ntheme = "mine"\nbase_url = "https://example.org/a/"\n',
+        "content/st/story.md": STORY,
+        "content/st/1-one.md": chapter("One"),
+        "themes/mine/templates/home.html": '{% extends "default/home.html" %}{% block main %}{{ super() }}'
+                                           '<script>document.title += " (mine)";</script>{% endblock %}',
+    })
+    run_cli("build", site, check=True)
+    first = policy((site / "output/index.html").read_text("utf-8"))["script-src"]
+    mine = sha256_source('document.title += " (mine)";')
+    assert mine in first and len(first) == 3
+    assert mine not in policy((site / "output/st/index.html").read_text("utf-8"))["script-src"]
+    run_cli("build", site, "--base-url", "https://example.org/b/", check=True)
+    second = policy((site / "output/index.html").read_text("utf-8"))["script-src"]
+    assert second[1] != first[1] and second[2] == mine
+    assert second[1] == sha256_source(Scripts((site / "output/index.html").read_text("utf-8")).inline[0])
+
+
+def test_the_dev_server_serves_pages_with_the_policy_they_are_built_with(sample_copy: Path, tmp_path: Path) -> None:
+    """The reload script is a file of the server's own (`script-src 'self'`), not an inline script; the page
+    is served with the policy of the file on disk."""
+    import http.client
+
+    from generator.config import BuildOptions
+    from generator.incremental import BuildSession
+    from generator.serve import Console, SiteBuilder
+    from generator.server import LIVE_SCRIPT_PATH, LiveReloadServer, listen
+
+    listener = listen("127.0.0.1", 0)
+    output = tmp_path / "served"
+    builder = SiteBuilder(sample_copy, BuildSession(sample_copy, BuildOptions(output=output, base_url=listener.url)),
+                          Console(info=lambda _: None, error=lambda _: None))
+    server: LiveReloadServer[Any] = LiveReloadServer(output, builder, listener)
+    assert server.rebuild(None).ok
+
+    def get(path: str) -> tuple[str, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", listener.port, timeout=10)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.getheader("Content-Type") or "", response.read().decode("utf-8")
+        finally:
+            connection.close()
+
+    with server:
+        _, page = get("/salt-and-signal/1-static/")
+        kind, script = get(LIVE_SCRIPT_PATH)
+    on_disk = (output / "salt-and-signal/1-static/index.html").read_text("utf-8")
+    assert POLICY_META.search(page).group(0) == POLICY_META.search(on_disk).group(0)
+    assert Scripts(page).inline == Scripts(on_disk).inline  # nothing inline added
+    assert f'<script src="{LIVE_SCRIPT_PATH}"></script>' in page
+    assert kind.startswith("text/javascript") and "new EventSource" in script
+
+
+# --- in a browser ----------------------------------------------------------------------------------------------
+
+SITE_PATH = "/serialist/"
+PAGES = {"home": "", "story": "salt-and-signal/", "chapter": "salt-and-signal/2-the-keeper/",
+         "whole work": "the-cartographers-daughter/all/", "one-shot": "the-last-ferry/", "404": "404.html"}
+WATCH_VIOLATIONS = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation",
+    function (e) { window.__violations.push(e.violatedDirective + " " + e.blockedURI); });
+"""
+
+
+@pytest.fixture(scope="module")
+def docroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """The sample built under `/serialist/`, served over loopback HTTP: (its folder, its URL)."""
+    root = tmp_path_factory.mktemp("csp-served")
+    build_sample(root / SITE_PATH.strip("/"))
+    (root / "favicon.ico").write_bytes(b"")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root / SITE_PATH.strip("/"), f"http://127.0.0.1:{server.server_address[1]}{SITE_PATH}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    if CHROMIUM is None:
+        pytest.skip("no `chromium` on PATH: install Debian's chromium package to run the browser tests")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Opened:
+    """A page in a new browser context, with what its console said and the policy violations it reported."""
+
+    def __init__(self, browser: Any, url: str, init_script: str = "", block_reader_script: bool = False) -> None:
+        self.context = browser.new_context()
+        self.context.add_init_script(WATCH_VIOLATIONS + init_script)
+        self.page = self.context.new_page()
+        self.console: list[str] = []
+        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}"))
+        self.page.on("pageerror", lambda e: self.console.append(f"page error: {e}"))
+        if block_reader_script:
+            self.page.route("**/reader.js", lambda route: route.abort())
+        self.page.goto(url)
+        self.page.wait_for_load_state("load")
+
+    def policy_in_force(self) -> bool:
+        """Whether the page has a policy that blocks an inline script it did not come with (a script element
+        put in from outside the page, which the policy governs as any other)."""
+        return self.page.evaluate("""() => {
+            const script = document.createElement("script");
+            script.textContent = "window.__probeRan = true;";
+            document.body.appendChild(script);
+            const ran = window.__probeRan === true;
+            window.__violations = window.__violations.filter(v => !v.startsWith("script-src-elem inline"));
+            return !ran;
+        }""")
+
+    @property
+    def violations(self) -> list[str]:
+        return self.page.evaluate("window.__violations") + [m for m in self.console if "Content Security" in m]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme_", ["http", "file"])
+@pytest.mark.parametrize("kind", list(PAGES))
+def test_the_sample_pages_break_no_rule_of_their_policy(chromium: Any, docroot: tuple[Path, str], kind: str,
+                                                        scheme_: str) -> None:
+    folder, url = docroot
+    if scheme_ == "file":
+        if kind == "404":
+            pytest.skip("the 404 page names the site's path from the root of its host (`<base>`): not from disk")
+        url = (folder / (PAGES[kind] + ("" if PAGES[kind].endswith(".html") else "index.html"))).as_uri()
+    else:
+        url += PAGES[kind]
+    opened = Opened(chromium, url)
+    try:
+        assert opened.violations == []
+        assert [m for m in opened.console if m.startswith("error")] == []
+        assert opened.policy_in_force()
+        # The theme's scripts ran: the inline one (class `js`) and reader.js (it shows the settings panel).
+        assert opened.page.evaluate("document.documentElement.classList.contains('js')")
+        assert opened.page.evaluate("document.getElementById('reader-settings').hidden === false")
+    finally:
+        opened.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme_", ["http", "file"])
+def test_the_reader_settings_apply_before_the_first_paint(chromium: Any, docroot: tuple[Path, str],
+                                                          scheme_: str) -> None:
+    """The inline script in the head runs under the policy: with reader.js kept from loading, the stored
+    theme and size are on `<html>` by the time the body is parsed (DOMContentLoaded)."""
+    folder, url = docroot
+    url = (folder / "salt-and-signal/1-static/index.html").as_uri() if scheme_ == "file" else url + "salt-and-signal/1-static/"
+    store = """
+    try { localStorage.setItem("/serialist/reader-settings", JSON.stringify({theme: "dark", size: 150})); }
+    catch (e) {}
+    document.addEventListener("DOMContentLoaded", function () {
+      var h = document.documentElement;
+      window.__atReady = [h.getAttribute("data-theme"), h.style.getPropertyValue("--font-scale"),
+                          getComputedStyle(document.body).backgroundColor];
+    });
+    """
+    opened = Opened(chromium, url, store, block_reader_script=True)
+    try:
+        assert opened.violations == []
+        theme, scale, background = opened.page.evaluate("window.__atReady")
+        assert (theme, scale) == ("dark", "1.5")
+        assert opened.policy_in_force()
+        light = Opened(chromium, url, block_reader_script=True)
+        try:
+            assert light.page.evaluate("getComputedStyle(document.body).backgroundColor") != background
+        finally:
+            light.close()
+    finally:
+        opened.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme_", ["http", "file"])
+def test_a_script_slipped_into_a_built_page_does_not_run(chromium: Any, docroot: tuple[Path, str],
+                                                         scheme_: str) -> None:
+    folder, url = docroot
+    page = (folder / "salt-and-signal/1-static/index.html").read_text("utf-8")
+    slipped = folder / "salt-and-signal/1-static/slipped.html"
+    slipped.write_text(page.replace("</main>", (
+        '<script>window.slipped = "inline";</script>'
+        '<img src="../../nothing.png" onerror="window.slipped = \'handler\'" alt="">'
+        '<a id="js-link" href="javascript:window.slipped = \'link\'">x</a>'
+        '<object data="data:text/html,x" type="text/html"></object></main>')), "utf-8")
+    url = slipped.as_uri() if scheme_ == "file" else url + "salt-and-signal/1-static/slipped.html"
+    opened = Opened(chromium, url)
+    try:
+        opened.page.click("#js-link")
+        assert opened.page.evaluate("window.slipped") is None
+        violations = opened.page.evaluate("window.__violations")
+        assert any(v.startswith("script-src") and v.endswith("inline") for v in violations), violations
+        assert any(v.startswith("object-src") for v in violations), violations
+        assert opened.page.evaluate("document.documentElement.classList.contains('js')")  # the theme's still runs
+    finally:
+        opened.close()
+        slipped.unlink()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")
+def test_with_serve_a_save_reloads_the_page_under_its_policy(chromium: Any, make_site) -> None:
+    from generator.serve import Console, ServeOptions, serve
+
+    site = make_site({"site.toml": 'title = "Served"\n', "content/s/story.md": STORY,
+                      "content/s/1-one.md": chapter("One", body="The first version.")})
+    lines: list[str] = []
+    started = threading.Event()
+    stop = threading.Event()
+
+    def info(line: str) -> None:
+        lines.append(line)
+        if line.startswith("Serving ") or "raised" in line:
+            started.set()
+
+    def run() -> None:
+        try:
+            serve(ServeOptions(site=site, port=0), Console(info=info, error=info), stop)
+        except BaseException as exc:  # noqa: BLE001 (reported through the lines)
+            info(f"serve raised {exc!r}")
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(30), lines
+    url = re.search(r"http://127\.0\.0\.1:\d+/", next(line for line in lines if line.startswith("Serving ")))
+    assert url, lines
+    try:
+        opened = Opened(chromium, url.group(0) + "s/1-one/")
+        try:
+            from playwright.sync_api import expect
+
+            opened.page.evaluate("window.notReloaded = true")
+            assert opened.violations == []
+            source = site / "content/s/1-one.md"
+            temp = source.with_name(".1-one.md.tmp")
+            temp.write_text(chapter("One", body="The second version."), "utf-8")
+            temp.replace(source)
+            expect(opened.page.get_by_text("The second version.")).to_be_visible(timeout=10_000)
+            assert opened.page.evaluate("window.notReloaded === undefined")
+            assert opened.violations == []
+            assert [m for m in opened.console if m.startswith("page error")] == []  # (the server has no favicon)
+            assert opened.policy_in_force()
+        finally:
+            opened.close()
+    finally:
+        stop.set()
+        thread.join(10)
