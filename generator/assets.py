@@ -17,6 +17,16 @@ link relative to each page that shows the text (`resolve_files`, called from
 the EPUB. A reference to an image that is not there is an error with the file
 and line.
 
+An author cannot write such a placeholder: the Markdown stage writes its own
+with a scheme that carries a random token of the process (`SEALED_FILE_SCHEME`),
+which nothing ever writes out. The sanitiser lets only that one through, so it
+drops a `serialist-file:` the author wrote (which would otherwise become any
+link, `javascript:` included); `markdown.unseal` then gives the placeholders
+the scheme that the later stages read. A URL of the author's with one of
+Serialist's own schemes is an error with the file and line besides
+(`markdown._refuse_internal_schemes`). After the placeholders are resolved for
+a page, a link that is not `safe_url` is left out.
+
 An SVG image is a document that can hold scripts, which a browser runs when the
 image is opened on its own, on the site's own address. So an SVG is published
 (and put in the EPUB) without them (`published_bytes`, `clean_svg`): without
@@ -30,6 +40,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import xml.parsers.expat
 from dataclasses import replace
 from html import unescape
@@ -47,6 +58,10 @@ if TYPE_CHECKING:
     from generator.markdown import LinkTargets, Origin
 
 FILE_SCHEME = "serialist-file"
+# The token of the schemes the Markdown stage writes its placeholders with, before the sanitiser: random for each
+# process, and never in anything written, so that no text can forge one (see the module's doc).
+SEAL = secrets.token_hex(8)
+SEALED_FILE_SCHEME = f"{FILE_SCHEME}-{SEAL}"
 ASSETS_SUFFIX = ".assets"  # a one-shot's files: `content/<name>.assets/` beside `content/<name>.md`
 MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdown")  # what a chapter's file name ends in (`load.CHAPTER_SUFFIXES`)
 
@@ -61,19 +76,46 @@ IMAGE_TYPES = {
 }
 
 
-def file_placeholder(url_path: str, fragment: str = "") -> str:
-    """The placeholder of a published file, by its percent-encoded path from the output root."""
-    return f"{FILE_SCHEME}:{url_path}" + (f"#{fragment}" if fragment else "")
+def file_placeholder(url_path: str, fragment: str = "", scheme: str = FILE_SCHEME) -> str:
+    """The placeholder of a published file, by its percent-encoded path from the output root (`scheme`: the
+    Markdown stage's own, `SEALED_FILE_SCHEME`)."""
+    return f"{scheme}:{url_path}" + (f"#{fragment}" if fragment else "")
 
 
 _FILE_PLACEHOLDER = re.compile(r'(\s(?:href|src)=")' + FILE_SCHEME + r':([^"#]*)((?:#[^"]*)?)"')
 
 
+# The schemes a link or an image of a text may have (besides none: a relative URL, `#…`, `//host/…`).
+SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+_URL_EDGES = re.compile(r"^[\x00-\x20]+|[\x00-\x20]+$")  # what a browser strips from either end of a URL…
+_URL_TABS = re.compile(r"[\t\n\r]+")  # …and leaves out anywhere in it
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
+
+
+def url_scheme(url: str) -> str:
+    """The scheme of `url` (the value of an attribute, its character references already read) as a browser
+    takes it, in lower case: `javascript` for ` Java&#9;Script:…`; "" for a relative URL."""
+    found = _SCHEME.match(_URL_TABS.sub("", _URL_EDGES.sub("", url)))
+    return found.group(1).lower() if found is not None else ""
+
+
+def safe_url(url: str) -> bool:
+    """Whether a link or image of a text may lead to `url` (as `url_scheme` takes it): http(s), mailto, relative."""
+    scheme = url_scheme(url)
+    return not scheme or scheme in SAFE_SCHEMES
+
+
 def resolve_files(html: str, page_url: Callable[[str], str]) -> str:
-    """Turn file placeholders into links from one page; `page_url` maps a path from the output root."""
+    """Turn file placeholders into links from one page; `page_url` maps a path from the output root. A link
+    that would not be `safe_url` (none is: the paths are percent-encoded) is left out."""
     if FILE_SCHEME + ":" not in html:
         return html
-    return _FILE_PLACEHOLDER.sub(lambda m: f'{m.group(1)}{page_url(m.group(2))}{m.group(3)}"', html)
+
+    def link(match: re.Match[str]) -> str:
+        url = page_url(match.group(2)) + match.group(3)
+        return f'{match.group(1)}{url}"' if safe_url(unescape(url)) else ""
+
+    return _FILE_PLACEHOLDER.sub(link, html)
 
 
 def placeholder_paths(html: str) -> list[str]:
@@ -153,7 +195,7 @@ def _image(ref: str, origin: Origin, line: int, targets: LinkTargets, log: Probl
     target = _target(origin, local[0])
     published = targets.files.get(target) if target is not None else None
     if published is not None:
-        return file_placeholder(published)
+        return file_placeholder(published, scheme=SEALED_FILE_SCHEME)
     folder = _story_folder(origin)
     if _is_file(target):
         log.error(origin.path, line, f"the image `{ref}` is not published: it is outside the story's folder "
@@ -173,7 +215,7 @@ def _link(ref: str, origin: Origin, targets: LinkTargets) -> str | None:
         return None
     target = _target(origin, local[0])
     published = targets.files.get(target) if target is not None else None
-    return file_placeholder(published, local[1]) if published is not None else None
+    return file_placeholder(published, local[1], SEALED_FILE_SCHEME) if published is not None else None
 
 
 _RAW_TAG = re.compile(r"<(img|a)\b[^>]*>", re.IGNORECASE)

@@ -8,7 +8,9 @@ list of tags (as on AO3) with nh3. What the author's HTML leaves open (a
 shown as text, rather than taking the rest of the text with it
 (`keep_open_markup_as_text`). With `line_breaks: paragraphs`, each line of the text is a paragraph
 (`markdown_rules.line_paragraphs`); without, a chapter whose paragraphs look like lines pasted from an archive
-or a word processor gets a warning (`pasted_warning`).
+or a word processor gets a warning (`pasted_warning`). Links and images lead only to http(s), mailto or
+relative addresses, or to the placeholders of this stage, which no text can forge (`SEALED_LINK_SCHEME`,
+`unseal`; see `generator.assets`).
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from html import unescape
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 from urllib.parse import unquote, urlsplit
 
-from generator.assets import FILE_SCHEME, MARKDOWN_SUFFIXES, resolve_files, rewrite_files
+from generator.assets import (FILE_SCHEME, MARKDOWN_SUFFIXES, SAFE_SCHEMES, SEAL, SEALED_FILE_SCHEME, resolve_files,
+                              rewrite_files, safe_url, url_scheme)
 from generator.cache import Cache, digest
 from generator.errors import ProblemLog
 from generator.parallel import die_with_parent, pool_context, widen_pipes
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from markdown_it.token import Token
 
 LINK_SCHEME = "serialist"
+SEALED_LINK_SCHEME = f"{LINK_SCHEME}-{SEAL}"  # what the Markdown stage writes (see `assets.SEAL`)
 
 # The UTF-8 bytes below 0xE3: none starts a character from U+3000 on (no CJK character is before it), the bytes
 # that continue one being among them. What is left of a text's UTF-8 without them is empty when it has no such
@@ -81,12 +86,44 @@ _ATTRIBUTES = {
 
 
 def sanitize(html: str) -> str:
-    """Keep the author's formatting, drop scripts, styles, frames, forms and event handlers."""
+    """Keep the author's formatting, drop scripts, styles, frames, forms and event handlers, and every link or
+    image that leads anywhere but to http(s), mailto, a relative URL or the Markdown stage's own placeholders
+    (`SEALED_LINK_SCHEME`, `SEALED_FILE_SCHEME`: so not to a `serialist:` or `serialist-file:` the author wrote)."""
     import nh3
 
     return nh3.clean(html, tags=_TAGS, attributes=_ATTRIBUTES, link_rel=None,
-                     url_schemes={"http", "https", "mailto", LINK_SCHEME, FILE_SCHEME},
+                     url_schemes={*SAFE_SCHEMES, SEALED_LINK_SCHEME, SEALED_FILE_SCHEME},
                      filter_style_properties={"text-align"})
+
+
+_SEALED = (f'="{SEALED_LINK_SCHEME}:', f'="{LINK_SCHEME}:'), (f'="{SEALED_FILE_SCHEME}:', f'="{FILE_SCHEME}:')
+_URL_ATTRIBUTE = re.compile(r'\s(?:href|src|cite)="([^"]*)"')
+# A value that may have a scheme other than the usual ones: every one that has another has a `:` (or a reference
+# to one). Looked for first, so that the usual text, with no such value, costs no call for each of its links.
+_ODD_URL = re.compile(r'\s(?:href|src|cite)="(?!https?:|mailto:|serialist(?:-file)?:)[^"]*[:&]')
+_TAG = re.compile(r'<[a-zA-Z][^>"]*+(?:"[^"]*+"[^>"]*+)*+>')  # (in the sanitiser's HTML, values are in `"`)
+
+
+def unseal(html: str) -> str:
+    """The sanitised HTML with the placeholders the Markdown stage wrote in the schemes the later stages read
+    (`LINK_SCHEME`, `FILE_SCHEME`), and without a link or image that does not lead where `safe_url` allows, or
+    to a placeholder (the sanitiser lets none through: a browser that read a URL otherwise would find none)."""
+    if SEAL in html:
+        for sealed, scheme in _SEALED:
+            html = html.replace(sealed, scheme)
+    if _ODD_URL.search(html) is None or all(_placeholder_or_safe(unescape(found.group(1)))
+                                            for found in _URL_ATTRIBUTE.finditer(html)):
+        return html
+
+    def tag(match: re.Match[str]) -> str:  # (only in tags: a text may say `href="…"`)
+        return _URL_ATTRIBUTE.sub(lambda found: found.group(0) if _placeholder_or_safe(unescape(found.group(1)))
+                                  else "", match.group(0))
+
+    return _TAG.sub(tag, html)
+
+
+def _placeholder_or_safe(url: str) -> bool:
+    return safe_url(url) or url_scheme(url) in (LINK_SCHEME, FILE_SCHEME)
 
 
 # What the author's HTML may leave open, so that the sanitiser (html5ever's HTML parser) takes the rest of the
@@ -277,8 +314,9 @@ class Origin:
     line: int
 
 
-def placeholder(story: str, chapter: str, fragment: str) -> str:
-    return f"{LINK_SCHEME}:{story}/{chapter}" + (f"#{fragment}" if fragment else "")
+def placeholder(story: str, chapter: str, fragment: str, scheme: str = LINK_SCHEME) -> str:
+    """The placeholder of a link to a story or chapter (`scheme`: the Markdown stage's own, `SEALED_LINK_SCHEME`)."""
+    return f"{scheme}:{story}/{chapter}" + (f"#{fragment}" if fragment else "")
 
 
 def _unlink(children: list[Token], index: int) -> None:
@@ -312,7 +350,7 @@ def _rewrite_links(tokens: list[Token], origin: Origin, targets: LinkTargets, lo
                 continue
             if target in targets.published:
                 story, chapter = targets.published[target]
-                child.attrs["href"] = placeholder(story, chapter, parts.fragment)
+                child.attrs["href"] = placeholder(story, chapter, parts.fragment, SEALED_LINK_SCHEME)
             elif target in targets.unpublished:
                 log.warn(origin.path, line, f"the link to `{href}` leads to a chapter that is not published "
                          "(a draft or scheduled); the link is left out until it is")
@@ -372,6 +410,8 @@ def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTa
             if token.type == "html_block":
                 token.content = keep_open_markup_as_text(token.content, block=True)
     if origin is not None and targets is not None and log is not None:
+        if "&" in text or LINK_SCHEME in text.lower():  # (the scheme's letters, or a reference to one)
+            _refuse_internal_schemes(tokens, origin, log)
         rewrite_files(tokens, origin, targets, log)
         _rewrite_links(tokens, origin, targets, log)
     if text_of and log is not None and origin is not None and line_breaks == "markdown" and "\n" in text.strip():
@@ -382,7 +422,45 @@ def render(text: str, doc_id: str, origin: Origin | None = None, targets: LinkTa
             pasted_warning(ranges, origin, text_of, log)
     html, words = md.renderer.render(tokens, md.options, env), count_words(tokens)
     del tokens  # (several times the text's size: let go of before the HTML is sanitized)
-    return sanitize(keep_open_markup_as_text(html) if markup else html), words
+    return unseal(sanitize(keep_open_markup_as_text(html) if markup else html)), words
+
+
+# A value of an attribute in the author's HTML (for `_refuse_internal_schemes`: the sanitiser reads it exactly).
+_RAW_VALUE = re.compile(r"""\s[^\s"'<>/=]+\s*=\s*("[^"]*"|'[^']*'|[^\s>"']+)""")
+
+
+def _internal(url: str) -> bool:
+    scheme = url_scheme(url)
+    return scheme == LINK_SCHEME or scheme.startswith(LINK_SCHEME + "-")
+
+
+def _refuse_internal_schemes(tokens: list[Token], origin: Origin, log: ProblemLog) -> None:
+    """An error for each link or image the author gave one of Serialist's own schemes (`serialist:…`,
+    `serialist-file:…`), in Markdown or in their HTML: the sanitiser leaves it out in any case."""
+    def refuse(url: str, line: int) -> None:
+        log.error(origin.path, line, f"the address `{url}` starts with `{url_scheme(url)}:`, which Serialist keeps "
+                  "for its own links, so it is left out; link to the chapter or file by its path from this file "
+                  "instead, like `02-next.md` or `images/map.png`")
+
+    for token in tokens:
+        line = origin.line + (token.map[0] if token.map else 0)
+        if token.type == "html_block":
+            for found in _RAW_VALUE.finditer(token.content):
+                if _internal(url := unescape(found.group(1).strip("\"'"))):
+                    refuse(url, line + token.content.count("\n", 0, found.start()))
+        if token.type != "inline" or not token.children:
+            continue
+        for child in token.children:
+            if child.type in ("softbreak", "hardbreak"):
+                line += 1
+            elif child.type == "link_open" or child.type == "image":
+                url = str(child.attrs.get("href" if child.type == "link_open" else "src", ""))
+                if _internal(url):
+                    refuse(url, line)
+            elif child.type == "html_inline":
+                for found in _RAW_VALUE.finditer(child.content):
+                    if _internal(url := unescape(found.group(1).strip("\"'"))):
+                        refuse(url, line)
 
 
 def _close_html_blocks(text: str, doc_id: str, line_breaks: str, tokens: list[Token],
@@ -490,8 +568,8 @@ def may_link(text: str) -> bool:
 
 
 def _job_key(job: Job) -> str:
-    return digest("markdown", job.doc_id, str(job.origin.path), str(job.origin.line), job.line_breaks, job.text_of,
-                  job.text)
+    return digest("markdown (sealed placeholders)", job.doc_id, str(job.origin.path), str(job.origin.line),
+                  job.line_breaks, job.text_of, job.text)
 
 
 def _targets_digest(targets: LinkTargets) -> str:

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import jinja2
 
 from generator import urls
+from generator.csp import SCRIPT_HASHES, with_script_hashes
 from generator.markdown import resolve_links
 from generator.metadata import page_meta
 from generator.model import Chapter, Site, Story
@@ -156,9 +157,10 @@ class PageRenderer:
             has_feeds=self.has_feeds,
             taxonomy=self.taxonomy,
             once=self._once(link),
+            inline_script_hashes=SCRIPT_HASHES,
             **context,
         )
-        return OutputFile(urls.file_of(link.page), xml_utf8(html))
+        return OutputFile(urls.file_of(link.page), xml_utf8(with_script_hashes(html)))
 
     def home(self) -> OutputFile:
         link = self._link(urls.HOME)

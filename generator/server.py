@@ -3,8 +3,9 @@
 It knows nothing about stories. It gets a build callback (`builder`) and a
 folder to serve; `rebuild(changes)` runs the callback and tells every open
 page what happened over Server-Sent Events: reload, or show the build's
-errors in an overlay. The reload script and the overlay are injected into
-HTML responses here and never exist on disk.
+errors in an overlay. The reload script (served at `LIVE_SCRIPT_PATH`, so
+that the pages' Content-Security-Policy lets it run) and the overlay are
+injected into HTML responses here and never exist on disk.
 
 Every request looks the output folder up again, so a build that swaps a new
 folder in (see `generator.output`) is seen by the next request, and requests
@@ -46,6 +47,7 @@ from typing import BinaryIO, Callable, Generic, TypeVar
 from urllib.parse import quote, unquote
 
 EVENTS_PATH = "/__serialist/events"
+LIVE_SCRIPT_PATH = "/__serialist/live.js"  # the reload script, a file of this server's (see `live_snippet`)
 DEFAULT_HOST = "127.0.0.1"
 HEARTBEAT_SECONDS = 10.0
 RETRY_MILLISECONDS = 1000
@@ -468,10 +470,13 @@ _LIVE_SCRIPT = r"""
 
 
 def live_snippet(state: ReloadState) -> bytes:
-    """The `<script>`s injected before `</body>`: the state the page was served at, and the reload script."""
+    """The `<script>`s injected before `</body>`: the state the page was served at (data, which runs nothing),
+    and the reload script, from this server's own address (`LIVE_SCRIPT_PATH`): so the page's
+    Content-Security-Policy, which lets scripts come only from the site itself, lets it run as it is, and the
+    pages are served with the policy they are published with."""
     data = state.as_json().replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return (f'<script type="application/json" id="serialist-live-data">{data}</script>\n'
-            f"<script>{_LIVE_SCRIPT}</script>\n").encode("utf-8")
+            f'<script src="{LIVE_SCRIPT_PATH}"></script>\n').encode("utf-8")
 
 
 _BODY_END = b"</body>"
@@ -600,6 +605,8 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host")
         if not host_allowed(host, app.listener):
             self._send(_text(HTTPStatus.FORBIDDEN, f"this server answers only to {app.listener.url}"), head)
+        elif self.path.split("?", 1)[0] == LIVE_SCRIPT_PATH:
+            self._send(Response(HTTPStatus.OK, _LIVE_SCRIPT.encode("utf-8"), "text/javascript; charset=utf-8"), head)
         elif self.path.split("?", 1)[0] == EVENTS_PATH:
             if not origin_allowed(self.headers.get("Origin"), host):
                 self._send(_text(HTTPStatus.FORBIDDEN, "the reload channel is only for this server's pages"), head)

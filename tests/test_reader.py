@@ -118,7 +118,7 @@ FIRST_FRAME = """
 def test_saved_settings_are_applied_before_the_first_paint(open_page) -> None:
     saved = {"theme": "dark", "font": "dyslexia", "width": "wide", "size": 150, "notes": "hidden"}
     page = open_page(WARNINGS_CHAPTER, color_scheme="light", init_script=set_storage(saved) + FIRST_FRAME)
-    page.wait_for_function("window.__firstFrame && performance.getEntriesByName('first-paint').length > 0")
+    page.wait_for_function("() => window.__firstFrame && performance.getEntriesByName('first-paint').length > 0")
     want = {"theme": "dark", "font": "dyslexia", "width": "wide", "size": "150", "notes": "hidden"}
     at_body = page.evaluate("window.__atBody")
     assert at_body["data"] == want and at_body["js"]  # before the body was even parsed
@@ -258,7 +258,7 @@ def test_continue_reading_from_home_and_story_page(open_page) -> None:
     target = max_y // 2
     page.evaluate(f"window.scrollTo(0, {target})")
     key = json.dumps(progress_key(SALT))
-    page.wait_for_function(f"(JSON.parse(localStorage.getItem({key})) || {{}}).y === {target}")
+    page.wait_for_function(f"() => (JSON.parse(localStorage.getItem({key})) || {{}}).y === {target}")
 
     page.goto(page.url.split(SALT)[0])  # home
     link = page.locator(f'[data-continue="{SALT}"] a')
@@ -271,7 +271,7 @@ def test_continue_reading_from_home_and_story_page(open_page) -> None:
     expect()(link).to_have_text("Continue reading: Chapter 2")
     link.click()
     page.wait_for_url(re.compile(rf"/{SALT}/2-the-keeper/index\.html$"))  # `#resume` is taken off again
-    page.wait_for_function(f"Math.abs(window.scrollY - {target}) <= 2")
+    page.wait_for_function(f"() => Math.abs(window.scrollY - {target}) <= 2")
 
     # Reading on in another story keeps this one's place.
     page.goto(page.url.split(SALT)[0] + f"{CART}/03-true-north/")

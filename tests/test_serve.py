@@ -29,7 +29,7 @@ from generator.config import BuildOptions
 from generator.errors import UsageError
 from generator.incremental import BuildSession
 from generator.serve import Console, ServeOptions, SiteBuilder, exposure_warning, serve
-from generator.server import (EVENTS_PATH, BuildStatus, LiveReloadServer, ReloadChannel, host_allowed, listen,
+from generator.server import (EVENTS_PATH, LIVE_SCRIPT_PATH, BuildStatus, LiveReloadServer, ReloadChannel, host_allowed, listen,
                               resolve_target)
 from generator.watch import ChangeBatch
 
@@ -374,7 +374,8 @@ def test_pages_get_the_reload_script_and_the_build_output_does_not(shared: Live)
     reply = fetch(shared.port, "/salt-and-signal/1-static/")
     assert reply.text.count('id="serialist-live-data"') == 1
     assert reply.text.index("serialist-live-data") < reply.text.rindex("</body>")
-    assert "new EventSource" in reply.text
+    assert f'<script src="{LIVE_SCRIPT_PATH}"></script>' in reply.text  # (a file: the pages' policy lets it run)
+    assert "new EventSource" in fetch(shared.port, LIVE_SCRIPT_PATH).text
     for path in shared.output.rglob("*"):
         if path.is_file():
             assert b"serialist-live" not in path.read_bytes() and b"EventSource" not in path.read_bytes(), path

@@ -106,7 +106,7 @@ def test_saving_reloads_the_page_in_place_and_errors_show_in_an_overlay(browser:
         save(source, long_chapter(", revised"))
         expect(page.get_by_text("Paragraph 60, revised.")).to_be_visible(timeout=WAIT_MS)
         assert page.evaluate("window.notReloaded === undefined")  # it really was a reload
-        page.wait_for_function(f"Math.abs(window.scrollY - {SCROLL_Y}) < 40", timeout=WAIT_MS)
+        page.wait_for_function(f"() => Math.abs(window.scrollY - {SCROLL_Y}) < 40", timeout=WAIT_MS)
 
         broken = long_chapter(", revised").replace("title: The Long One", "title: [The Long One")
         save(source, broken)
@@ -118,7 +118,7 @@ def test_saving_reloads_the_page_in_place_and_errors_show_in_an_overlay(browser:
         save(source, long_chapter(", fixed"))
         expect(page.get_by_text("Paragraph 60, fixed.")).to_be_visible(timeout=WAIT_MS)
         expect(page.locator("#serialist-overlay")).to_have_count(0)
-        page.wait_for_function(f"Math.abs(window.scrollY - {SCROLL_Y}) < 40", timeout=WAIT_MS)
+        page.wait_for_function(f"() => Math.abs(window.scrollY - {SCROLL_Y}) < 40", timeout=WAIT_MS)
     finally:
         page.close()
 
