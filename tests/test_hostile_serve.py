@@ -479,3 +479,23 @@ def test_the_watcher_reports_edits_behind_a_link_under_the_links_path_and_never_
     finally:
         watcher.stop()
 
+
+def test_a_chapter_saved_behind_a_linked_story_folder_is_rebuilt_incrementally(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import generator.incremental as incremental
+    from generator.config import BuildOptions
+
+    site = _linked_story(tmp_path).resolve()
+    session = incremental.BuildSession(site, BuildOptions(output=tmp_path / "out", scratch=tmp_path / "scratch"))
+    session.build()
+    session.warm_up()
+    real = site / "stories/salt-and-signal/2-the-keeper.md"
+    real.write_text(real.read_text("utf-8") + "\nSaved behind the link.\n", "utf-8")
+
+    def no_full_build(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a full build for a chapter saved behind a link")
+
+    monkeypatch.setattr(incremental, "build_with_snapshot", no_full_build)
+    result = session.build([site / "content/salt-and-signal/2-the-keeper.md"])  # as the watcher names it
+    assert 0 < result.files_written < 20
+    assert "Saved behind the link." in (tmp_path / "out/salt-and-signal/2-the-keeper/index.html").read_text("utf-8")
