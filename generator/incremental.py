@@ -56,6 +56,8 @@ class Known:
     """
 
     index: dict[Path, tuple[int, int]]  # chapter file → (story, chapter) position in `Snapshot.everything`
+    # The real path of a chapter file in a story folder that is a symbolic link → the chapter file (as in `index`).
+    linked: dict[Path, Path]
     due: datetime | None  # the earliest chapter date after the snapshot's `now`: a full build is due then
     hashes: dict[str, str]  # the output's manifest (path → hash), ahead of the manifest file until `flush`
     unpublished: bool  # the output holds drafts or chapters dated in the future
@@ -67,8 +69,19 @@ class Known:
                  for c_index, c in enumerate(s.chapters) if not s.single_file}
         due = min((c.date for s in snap.everything.stories for c in s.chapters if c.date and c.date > snap.now),
                   default=None)
-        return cls(index, due, previous_manifest(snap.options.output) or {},
+        linked: dict[Path, Path] = {}
+        for story in snap.everything.stories:
+            folder = story.source.parent
+            if not story.single_file and folder.is_symlink():
+                real = folder.resolve()
+                linked.update((real / c.source.name, c.source) for c in story.chapters)
+        return cls(index, linked, due, previous_manifest(snap.options.output) or {},
                    snap.options.drafts or snap.options.future)
+
+    def source(self, path: Path) -> Path:
+        """The chapter file (as the build names it) that the changed file `path` is."""
+        real = path.resolve()
+        return self.linked.get(real, real)
 
     def flush(self, output: Path) -> None:
         """Write the manifest file, if it is behind."""
@@ -117,7 +130,7 @@ class BuildSession:
         if changed is not None and self._snapshot is not None:
             if self._known is None:
                 self._known = Known.of(self._snapshot)
-            outcome = rebuild_chapters(self._snapshot, frozenset(p.resolve() for p in changed), self._environment,
+            outcome = rebuild_chapters(self._snapshot, frozenset(map(self._known.source, changed)), self._environment,
                                        self._known)
             if outcome is not None:
                 self._snapshot, self._later = outcome.snapshot, outcome.later

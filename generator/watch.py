@@ -21,11 +21,19 @@ the batch goes after a much shorter quiet moment (`WRITTEN_QUIET_SECONDS`), so
 that saving a chapter does not wait out the full `QUIET_SECONDS`. Creations,
 deletions, renames and attribute changes always wait the full moment.
 
-Symbolic links to folders: the OS-events observer never follows them. The
-polling observer does (so a story folder linked in from elsewhere is watched),
-except a link that leads back into a folder it is reached through (`loop -> ..`,
-or two links pointing at each other's folders), which would make every poll walk
-the site forever: such a link is watched as a file (its removal is seen) and
+Symbolic links to folders: the polling observer follows them (so a story folder
+linked in from elsewhere is watched). The OS-events observer does not: it watches
+every folder inside the site under its own name, so a change in a folder that a
+link inside the site points at (`content/story -> ../stories/story`) comes under
+the folder's real path, which the build does not read as such. So the watcher
+keeps a map of such links (`_LoopGuard.linked`: links whose target is inside the
+site folder and not in an ignored folder; links that lead outside the site are
+never followed, the build refuses them) and reports such a change under the
+link's path as well (`content/story/2.md`), which is what the build reads. The map
+is made again when a link or a folder is created, deleted or moved. A link that
+leads back into a folder it is reached through (`loop -> ..`, or two links
+pointing at each other's folders) would make every walk of the site go on
+forever: it is never followed, is watched as a file (its removal is seen), and is
 reported once, in both modes, through `on_problem`.
 """
 
@@ -103,6 +111,10 @@ class SiteLayout:
     root: Path  # resolved
     ignored: tuple[Path, ...]  # resolved folders whose changes never count
 
+    def ignores(self, path: Path) -> bool:
+        """Whether `path` (absolute) is in one of the ignored folders."""
+        return any(path.is_relative_to(folder) for folder in self.ignored)
+
     @classmethod
     def of(cls, root: Path, ignore: Iterable[Path] = ()) -> SiteLayout:
         """The layout of the site in `root`; `ignore` adds folders to leave alone (the private build folder)."""
@@ -113,7 +125,7 @@ class SiteLayout:
 
 def classify(path: Path, layout: SiteLayout) -> ChangeKind:
     """The kind of change a change to `path` (absolute) is."""
-    if any(path.is_relative_to(folder) for folder in layout.ignored):
+    if layout.ignores(path):
         return ChangeKind.IGNORED
     try:
         parts = path.relative_to(layout.root).parts
@@ -337,27 +349,101 @@ class _LoopGuard:
         with os.scandir(path) as entries:
             return [entry for entry in entries if os.path.join(path or ".", entry.name) not in self._ignored]
 
-    def scan(self) -> None:
-        """Report the loops in the site now (the OS-events observer does not walk into links to find them)."""
-        for folder, dirnames, _ in os.walk(self._root):  # links are not followed
-            dirnames[:] = [name for name in dirnames if os.path.join(folder, name) not in self._ignored]
-            for name in dirnames:  # links to folders among them
-                self.check(os.path.join(folder, name))
+    def linked(self) -> dict[str, tuple[str, ...]]:
+        """The folders that symbolic links in the site lead to, each with the paths of the links (as reached by
+        walking down from the site folder, through other links) that lead to it.
+
+        Only links to folders inside the site folder and outside the ignored ones are followed (the build
+        refuses the others); the loops are reported (the OS-events observer does not walk into links to
+        find them)."""
+        found: dict[str, list[str]] = {}
+        for folder, dirnames, _ in os.walk(self._root, followlinks=True):
+            kept = []
+            for name in dirnames:
+                path = os.path.join(folder, name)
+                if path in self._ignored:
+                    continue
+                if os.path.islink(path):
+                    target = self._followed(path)
+                    if target is None:
+                        continue
+                    found.setdefault(target, []).append(path)
+                kept.append(name)
+            dirnames[:] = kept
+        return {target: tuple(links) for target, links in found.items()}
+
+    def _followed(self, link: str) -> str | None:
+        """The folder the link `link` leads to when it is to be followed; None for a loop (reported), or
+        a link that leads nowhere, outside the site folder or into an ignored folder."""
+        if self.check(link):
+            return None
+        try:
+            target = os.path.realpath(link, strict=True)
+        except (OSError, ValueError):
+            return None
+        if not target.startswith(self._root.rstrip(os.sep) + os.sep) or any(
+                target == folder or target.startswith(folder + os.sep) for folder in self._ignored):
+            return None
+        return target
+
+
+class _Links:
+    """The symbolic links to folders inside the site (`_LoopGuard.linked`), for the OS-events observer: the
+    paths a change in one of their targets also has, through them."""
+
+    def __init__(self, guard: _LoopGuard) -> None:
+        self._guard = guard
+        self._targets: dict[str, tuple[str, ...]] = {}
+        self._links: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    def rescan(self) -> None:
+        with self._lock:
+            targets = self._guard.linked()
+            self._targets, self._links = targets, frozenset(link for links in targets.values() for link in links)
+
+    def aliases(self, path: Path) -> list[Path]:
+        """`path` as reached through the links (none when it is under no link's target)."""
+        text, found = str(path), []
+        for target, links in self._targets.items():
+            if text == target or text.startswith(target + os.sep):
+                found.extend(Path(link + text[len(target):]) for link in links)
+        return found
+
+    def affects(self, path: Path, event: FileSystemEvent) -> bool:
+        """Whether the event at `path` may have made, changed or removed a link or a link's target."""
+        if event.is_directory:
+            return True  # a folder: a link's target, or one holding links (copied or moved in, or away)
+        text = str(path)
+        if os.path.islink(text) and os.path.isdir(text):
+            return True  # a new link to a folder
+        return text in self._links or text in self._targets  # a link, or a target, removed or moved away
 
 
 class _EventHandler(FileSystemEventHandler):
-    def __init__(self, layout: SiteLayout, debouncer: Debouncer, guard: _LoopGuard) -> None:
+    def __init__(self, layout: SiteLayout, debouncer: Debouncer, guard: _LoopGuard, links: _Links | None) -> None:
         self._layout = layout
         self._debouncer = debouncer
         self._guard = guard
+        self._links = links
+
+    def _with_aliases(self, path: Path) -> list[Path]:
+        return [path] if self._links is None else [path, *self._links.aliases(path)]
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         written = written_path(event)
         if written is not None:
-            self._debouncer.written(written)
+            for path in self._with_aliases(written):
+                self._debouncer.written(path)
             return
         in_place = event.event_type == EVENT_TYPE_MODIFIED
-        for path in event_paths(event):
+        changed = event_paths(event)
+        paths = [alias for path in changed for alias in self._with_aliases(path)]
+        if self._links is not None and not in_place and any(
+                self._links.affects(path, event) for path in changed if not self._layout.ignores(path)):
+            self._links.rescan()  # then the paths through the links as they are now, too (a new link's target)
+            paths += [alias for path in changed for alias in self._with_aliases(path)]
+        for path in dict.fromkeys(paths):
             kind = classify(path, self._layout)
             if kind is not ChangeKind.IGNORED:
                 if event.event_type in (EVENT_TYPE_CREATED, EVENT_TYPE_MOVED):
@@ -377,17 +463,17 @@ class SiteWatcher:
                  on_problem: Callable[[Problem], object] = lambda problem: None) -> None:
         self._debouncer = Debouncer(on_change, quiet, written_quiet)
         self._guard = _LoopGuard(layout, on_problem)
-        self._poll = poll
         self._observer: BaseObserver = (PollingObserverVFS(self._guard.stat, self._guard.listdir,
                                                            polling_interval=POLL_SECONDS) if poll else Observer())
-        self._observer.schedule(_EventHandler(layout, self._debouncer, self._guard), str(layout.root),
+        self._links = None if poll else _Links(self._guard)
+        self._observer.schedule(_EventHandler(layout, self._debouncer, self._guard, self._links), str(layout.root),
                                 recursive=True)
 
     def start(self) -> None:
         """Start watching; changes made after this returns are seen."""
         self._observer.start()  # first: if the system refuses the watches, no thread is left behind
-        if not self._poll:
-            self._guard.scan()  # polling found them in its first walk
+        if self._links is not None:
+            self._links.rescan()  # the links to follow, and the loops (polling finds them in its first walk)
         self._debouncer.start()
 
     def has_pending(self) -> bool:

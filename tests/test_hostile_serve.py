@@ -378,3 +378,124 @@ def test_serve_poll_on_a_site_full_of_symlink_loops_starts_reports_them_and_rebu
         warnings = [line for line in printed if f"{link}: warning: " in line and "(a loop)" in line]
         assert len(warnings) == 1, (link, output)
     assert "salt-and-signal/loop: error: " in output  # the build's own report
+
+
+# --- serve (OS-events watcher) with story folders that are symbolic links ---------------------------
+
+def _linked_story(tmp_path: Path) -> Path:
+    """The sample site with `content/salt-and-signal` a link to `../stories/salt-and-signal`, inside the site."""
+    site = copy_sample(tmp_path / "site")
+    (site / "stories").mkdir()
+    os.replace(site / "content/salt-and-signal", site / "stories/salt-and-signal")
+    (site / "content/salt-and-signal").symlink_to("../stories/salt-and-signal")
+    return site
+
+
+def _stop_serving(stop: threading.Event, thread: threading.Thread) -> None:
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_serve_rebuilds_on_edits_behind_a_linked_story_folder(tmp_path: Path) -> None:
+    from test_serve import EventStream, fetch, start_serving
+
+    site = _linked_story(tmp_path)
+    served, stop, thread = start_serving(site)
+    stream = EventStream(served.port)
+    try:
+        stream.next_state()
+        real = site / "stories/salt-and-signal"
+        chapter_file = real / "2-the-keeper.md"
+        chapter_file.write_text(chapter_file.read_text("utf-8") + "\nThe kettle sang behind the link.\n", "utf-8")
+        assert stream.next_state()["errors"] == []
+        served.lines.wait_for(r" content/salt-and-signal/2-the-keeper\.md changed: \d+ files written")
+        assert "The kettle sang behind the link." in fetch(served.port, "/salt-and-signal/2-the-keeper/").text
+
+        story_file = real / "story.md"
+        story_file.write_text(story_file.read_text("utf-8") + "\nA summary edited behind the link.\n", "utf-8")
+        assert stream.next_state()["errors"] == []
+        served.lines.wait_for(r" content/salt-and-signal/story\.md changed: \d+ files written")
+        assert "A summary edited behind the link." in fetch(served.port, "/salt-and-signal/").text
+    finally:
+        stream.close()
+        _stop_serving(stop, thread)
+
+
+def test_serve_watches_a_story_folder_linked_in_while_serving(tmp_path: Path) -> None:
+    from test_serve import EventStream, fetch, start_serving
+
+    site = copy_sample(tmp_path / "site")
+    story = site / "drafts/the-night-bakery"
+    story.mkdir(parents=True)
+    (story / "story.md").write_text(STORY, "utf-8")
+    (story / "1-flour.md").write_text(chapter("Flour", body="The ovens woke at three."), "utf-8")
+    served, stop, thread = start_serving(site)
+    stream = EventStream(served.port)
+    try:
+        stream.next_state()
+        assert fetch(served.port, "/the-night-bakery/1-flour/").status == 404
+        (site / "content/the-night-bakery").symlink_to("../drafts/the-night-bakery")
+        assert stream.next_state()["errors"] == []
+        assert "The ovens woke at three." in fetch(served.port, "/the-night-bakery/1-flour/").text
+
+        (story / "1-flour.md").write_text(chapter("Flour", body="The ovens woke at four."), "utf-8")
+        assert stream.next_state()["errors"] == []
+        served.lines.wait_for(r" content/the-night-bakery/1-flour\.md changed: \d+ files written")
+        assert "The ovens woke at four." in fetch(served.port, "/the-night-bakery/1-flour/").text
+
+        # Unlinked: the story is gone from the site, and edits in its folder are no change of the site.
+        (site / "content/the-night-bakery").unlink()
+        assert stream.next_state()["errors"] == []
+        assert fetch(served.port, "/the-night-bakery/1-flour/").status == 404
+        rebuilds = len(served.lines.rebuilds())
+        (story / "1-flour.md").write_text(chapter("Flour", body="The ovens woke at five."), "utf-8")
+        served.lines.settle()
+        assert len(served.lines.rebuilds()) == rebuilds
+    finally:
+        stream.close()
+        _stop_serving(stop, thread)
+
+
+def test_the_watcher_reports_edits_behind_a_link_under_the_links_path_and_never_follows_links_outside(
+        tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    site = tmp_path / "site"
+    (site / "content").mkdir(parents=True)
+    (site / "stories/s").mkdir(parents=True)
+    (site / "stories/s/1-one.md").write_text(chapter("One"), "utf-8")
+    (site / "content/s").symlink_to("../stories/s")
+    (site / "content/out").symlink_to(outside)
+    seen = Seen()
+    watcher = SiteWatcher(SiteLayout.of(site), seen.batch, quiet=0.05, on_problem=seen.problem)
+    watcher.start()
+    try:
+        (outside / "1-far.md").write_text(chapter("Far"), "utf-8")  # not watched: the build refuses the link
+        (site / "stories/s/1-one.md").write_text(chapter("One", body="Edited."), "utf-8")
+        seen.wait_for_path(site.resolve() / "content/s/1-one.md")
+        assert all(not any("out" in p.parts or "elsewhere" in p.parts for p in b.paths) for b in seen.batches)
+        assert seen.problems == []
+    finally:
+        watcher.stop()
+
+
+def test_a_chapter_saved_behind_a_linked_story_folder_is_rebuilt_incrementally(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import generator.incremental as incremental
+    from generator.config import BuildOptions
+
+    site = _linked_story(tmp_path).resolve()
+    session = incremental.BuildSession(site, BuildOptions(output=tmp_path / "out", scratch=tmp_path / "scratch"))
+    session.build()
+    session.warm_up()
+    real = site / "stories/salt-and-signal/2-the-keeper.md"
+    real.write_text(real.read_text("utf-8") + "\nSaved behind the link.\n", "utf-8")
+
+    def no_full_build(*args: object, **kwargs: object) -> object:
+        raise AssertionError("a full build for a chapter saved behind a link")
+
+    monkeypatch.setattr(incremental, "build_with_snapshot", no_full_build)
+    result = session.build([site / "content/salt-and-signal/2-the-keeper.md"])  # as the watcher names it
+    assert 0 < result.files_written < 20
+    assert "Saved behind the link." in (tmp_path / "out/salt-and-signal/2-the-keeper/index.html").read_text("utf-8")
