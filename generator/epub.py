@@ -604,24 +604,71 @@ def _image_paths(story: Story) -> list[str]:
     return list(dict.fromkeys(path for text in texts if marker in text for path in placeholder_paths(text)))
 
 
-def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, bytes]:
-    """The bytes of the cover and of every image the book embeds, by path from the output root."""
+IMAGE_CHUNK = 1 << 20  # an image file is read, hashed, checked and deflated this much at a time
+
+
+@dataclass(frozen=True, slots=True)
+class _Image:
+    """An image the book embeds: an SVG as `published_bytes` gives it (cleaned, and small), held; any other,
+    by its file, read `IMAGE_CHUNK` at a time wherever it is needed (never whole: see `_ZipStream.write_image`).
+
+    `crc` and `size` are the file's as hashed for the cache key, a piece at a time (`sha256`); the zip takes
+    them again as it reads the file."""
+
+    data: bytes | None
+    source: Path | None
+    size: int
+    crc: int
+    sha256: bytes
+
+    @classmethod
+    def of(cls, asset: Asset) -> _Image:
+        """Raises OSError when the file cannot be read, `SvgError` for an SVG that cannot be published."""
+        if asset.source.suffix.lower() == ".svg":
+            return cls.held(published_bytes(asset)[0])  # as on the site: without scripts
+        crc, size, sha = 0, 0, hashlib.sha256()
+        for chunk in cls(None, asset.source, 0, 0, b"").chunks():
+            crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+            sha.update(chunk)
+        return cls(None, asset.source, size, crc, sha.digest())
+
+    @classmethod
+    def held(cls, data: bytes) -> _Image:
+        return cls(data, None, len(data), zlib.crc32(data), hashlib.sha256(data).digest())
+
+    def chunks(self) -> Iterator[bytes]:
+        """The image's bytes, `IMAGE_CHUNK` at a time."""
+        if self.source is None:
+            yield self.data or b""
+            return
+        with open(self.source, "rb") as handle:
+            while chunk := handle.read(IMAGE_CHUNK):
+                yield chunk
+
+    def read(self) -> bytes:
+        """The image's bytes, whole: only for a book too big for `_ZipStream` (see `make_epub`)."""
+        return b"".join(self.chunks())
+
+
+def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, _Image]:
+    """The cover and every image the book embeds (`_Image`: the file of each, not its bytes, but for an SVG's),
+    by path from the output root."""
     wanted = _image_paths(story)
     cover = story.cover_asset
     if cover is not None:
         wanted.insert(0, cover.path)
-    found: dict[str, bytes] = {}
+    found: dict[str, _Image] = {}
     for path in wanted:
         asset = assets.get(path)
         if asset is not None and Path(path).suffix.lower() in IMAGE_TYPES and path not in found:
             try:
-                found[path] = published_bytes(asset)[0]  # an SVG image as on the site: without scripts
+                found[path] = _Image.of(asset)
             except (OSError, SvgError):
                 continue  # the copy stage reports it
     return found
 
 
-def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, bytes],
+def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[str, _Image],
               series: tuple[int, str] | None = None, converted: Cache | None = None,
               previous: bytes | None = None, workers: int = 1) -> bytes:
     """The EPUB of `story`, byte for byte the same for the same input (`previous`, an earlier EPUB of it,
@@ -666,7 +713,7 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
     for path, file in book.images.items():
         media_type = IMAGE_TYPES[Path(path).suffix.lower()]
         if cover is not None and path == cover.path:
-            out.set_cover(file, images[path], create_page=False)
+            out.set_cover(file, images[path], create_page=False)  # (an `_Image`: written by `_ZipStream`)
         else:
             out.add_item(epub.EpubItem(uid=Path(file).stem, file_name=file, media_type=media_type,
                                        content=images[path]))
@@ -695,6 +742,9 @@ def make_epub(site: Site, story: Story, assets: dict[str, Asset], images: dict[s
         return zipped
     except _TooBig:  # zip64 territory: through a whole zip in memory, for zipfile to write
         book.streaming = False
+        for item in out.get_items():
+            if isinstance(item.content, _Image):
+                item.content = item.content.read()
         buffer = io.BytesIO()
         epub.write_epub(buffer, out, options)
         book.remember_chapters(None, language, out.FOLDER_NAME)
@@ -906,6 +956,26 @@ def _inflates_to(packed: memoryview, data: bytes) -> bool:
         return False
 
 
+def _inflates_to_image(packed: memoryview, image: _Image) -> bool:
+    """Whether `packed` is one whole raw deflate stream of exactly the image's bytes: `_inflates_to`, inflating
+    and reading the file `IMAGE_CHUNK` at a time."""
+    if image.source is None:
+        return _inflates_to(packed, image.data or b"")
+    inflater = zlib.decompressobj(-15)
+    try:
+        with open(image.source, "rb") as handle:
+            for start in range(0, len(packed), IMAGE_CHUNK):
+                data = packed[start:start + IMAGE_CHUNK]
+                while data:
+                    part = inflater.decompress(data, IMAGE_CHUNK)
+                    if part != handle.read(len(part)):
+                        return False
+                    data = inflater.unconsumed_tail
+            return inflater.eof and not inflater.unused_data and handle.read(1) == b""
+    except (OSError, zlib.error):
+        return False
+
+
 _MAX_ENTRIES = 0xFFFF  # from here on a zip needs zip64…
 _MAX_BYTES = zipfile.ZIP64_LIMIT  # …and from here on, as zipfile writes it
 
@@ -932,7 +1002,10 @@ class _ZipStream:
         self._out = io.BytesIO()
         self._directory: list[bytes] = []
 
-    def writestr(self, name: str, data: bytes | str | _Packed, compress_type: int | None = None) -> None:
+    def writestr(self, name: str, data: bytes | str | _Packed | _Image, compress_type: int | None = None) -> None:
+        if isinstance(data, _Image):
+            self.write_image(name, data)
+            return
         if isinstance(data, _Packed):  # deflated already
             if data.size > _MAX_BYTES:
                 raise _TooBig
@@ -950,17 +1023,54 @@ class _ZipStream:
             if self._queued > 1 << 23:
                 self._flush()
 
+    def write_image(self, name: str, image: _Image) -> None:
+        """An image's entry, from its file a piece at a time: its deflated data taken from `previous` when that
+        inflates to the file (checked a piece at a time), else deflated as it is read. (Deflated in pieces, a
+        file longer than `IMAGE_CHUNK` has other deflated bytes than `_deflate` of it whole would give.)"""
+        if image.size > _MAX_BYTES:
+            raise _TooBig
+        self._flush()  # the entries before it, in their order
+        found = next((packed for packed in self._reusable.get((image.crc, image.size), ())
+                      if _inflates_to_image(packed, image)), None)
+        offset = self._out.tell()
+        encoded, fields = self._fields(name, image.crc, len(found) if found is not None else 0, image.size)
+        self._out.write(_LOCAL.pack(b"PK\x03\x04", *fields))
+        self._out.write(encoded)
+        if found is None:  # the header is written again once the CRC and sizes are known
+            start = self._out.tell()
+            packer, crc, size = isal_zlib.compressobj(_LEVEL, zlib.DEFLATED, -15), 0, 0
+            for chunk in image.chunks():
+                crc, size = zlib.crc32(chunk, crc), size + len(chunk)
+                self._out.write(packer.compress(chunk))
+            self._out.write(packer.flush())
+            end = self._out.tell()
+            encoded, fields = self._fields(name, crc, end - start, size)
+            self._out.seek(offset)
+            self._out.write(_LOCAL.pack(b"PK\x03\x04", *fields))
+            self._out.seek(end)
+            if size > _MAX_BYTES:
+                raise _TooBig
+        else:
+            self._out.write(found)
+        self._directory += [_CENTRAL.pack(b"PK\x01\x02", 20, 3, *fields, 0, 0, 0, _ATTRIBUTES, offset), encoded]
+        if len(self._directory) // 2 >= _MAX_ENTRIES or self._out.tell() > _MAX_BYTES:
+            raise _TooBig
+
+    def _fields(self, name: str, crc: int, packed: int, size: int) -> tuple[bytes, tuple[int, ...]]:
+        """An entry's name as the zip holds it, and the fields of its local header (`_LOCAL`, after the signature)."""
+        try:
+            encoded, flags = name.encode("ascii"), 0
+        except UnicodeEncodeError:
+            encoded, flags = name.encode("utf-8"), 0x800  # as zipfile marks a UTF-8 name
+        method = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
+        return encoded, (20, 0, flags, method, self._time, self._date, crc, packed, size, len(encoded), 0)
+
     def _flush(self) -> None:
         missing = [index for index, entry in enumerate(self._queue) if entry[3] is None]
         packed = dict(zip(missing, _deflate_all([self._queue[index][4] for index in missing])))
         for index, (name, crc, size, body, _) in enumerate(self._queue):
             body = packed[index] if body is None else body
-            try:
-                encoded, flags = name.encode("ascii"), 0
-            except UnicodeEncodeError:
-                encoded, flags = name.encode("utf-8"), 0x800  # as zipfile marks a UTF-8 name
-            method = zipfile.ZIP_STORED if name == "mimetype" else zipfile.ZIP_DEFLATED
-            fields = (20, 0, flags, method, self._time, self._date, crc, len(body), size, len(encoded), 0)
+            encoded, fields = self._fields(name, crc, len(body), size)
             offset = self._out.tell()
             self._out.write(_LOCAL.pack(b"PK\x03\x04", *fields))
             self._out.write(encoded)
@@ -1032,9 +1142,10 @@ def _code_tag() -> str:
 _TEXTS = ("html", "notes_before_html", "notes_after_html", "summary_html")  # a chapter's texts: hashed, not repr'd
 
 
-def cache_key(site: Site, story: Story, images: dict[str, bytes], series: tuple[int, str] | None = None) -> str:
+def cache_key(site: Site, story: Story, images: dict[str, _Image], series: tuple[int, str] | None = None) -> str:
     """A hash of everything that goes into the story's EPUB (and the Serialist version, with `digest`),
-    after `_code_tag()`. The chapters' texts (megabytes) are hashed; the rest goes in as its `repr`, but
+    after `_code_tag()`. The chapters' texts (megabytes) are hashed, and the images go in as their SHA-256 (see
+    `_Image`: made a piece at a time); the rest goes in as its `repr`, but
     for `body`, the Markdown, which is in the book only as the `html` made from it."""
     texts = hashlib.sha256()
     for chapter in story.chapters:
@@ -1046,7 +1157,7 @@ def cache_key(site: Site, story: Story, images: dict[str, bytes], series: tuple[
                                                     notes_after_html="", summary_html="")  # _TEXTS, and `body`
                                             for chapter in story.chapters))
     return _code_tag() + "-" + digest("epub", _code_version(), repr(site.config), repr(outline), texts.hexdigest(),
-                                      repr(series), *(part for path, data in images.items() for part in (path, data)))
+                                      repr(series), *(part for path, image in images.items() for part in (path, image.sha256)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from conftest import NOW, STORY, chapter, zip_layout
 from generator import epub as epub_module
 from generator.build import build
 from generator.config import BuildOptions
-from generator.epub import _LEVEL, EpubCache, _zipfile_zip, deterministic_zip, write_zip
+from generator.epub import _LEVEL, EpubCache, _Image, _zipfile_zip, deterministic_zip, write_zip
 
 WHEN = datetime(2025, 2, 3, 4, 5, 7, tzinfo=timezone.utc)
 
@@ -217,7 +217,7 @@ def test_the_cache_key_covers_every_text_without_repr_of_it() -> None:
     keys = {cache_key(site, replace(story, chapters=(chapter, story.chapters[1])), {}) for chapter in changed}
     keys |= {cache_key(replace(site, config=SiteConfig(Path("site"), base_url="https://x.org/")), story, {}),
              cache_key(site, replace(story, title="T"), {}), cache_key(site, story, {}, (1, "Series")),
-             cache_key(site, story, {"s/map.png": b"png"})}
+             cache_key(site, story, {"s/map.png": _Image.held(b"png")})}
     assert key not in keys and len(keys) == len(changed) + 4
     # The Markdown is in the book only as the HTML made from it.
     assert cache_key(site, replace(story, chapters=(replace(one, body="Text. "), story.chapters[1])), {}) == key

@@ -309,3 +309,53 @@ def test_words_counted_a_piece_at_a_time_are_the_same_count(monkeypatch, text):
     whole = markdown_module.count_words(tokens)
     monkeypatch.setattr(markdown_module, "COUNT_PIECE", 7)
     assert markdown_module.count_words(tokens) == whole
+
+
+def build_peak_rss(site: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """(peak resident set in bytes of `python -m generator build SITE` and the processes it starts, its exit
+    status), measured from a small Python in between: a process started straight from this one can count this
+    one's memory as its own (the kernel keeps the high-water mark of the memory it was forked with across exec)."""
+    script = textwrap.dedent("""
+        import resource, subprocess, sys
+        result = subprocess.run([sys.executable, "-m", "generator", "build", sys.argv[1]])
+        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, result.returncode)
+    """)
+    result = subprocess.run([sys.executable, "-c", script, str(site)], capture_output=True, text=True)
+    peak, code = map(int, result.stdout.split()[-2:]) if result.returncode == 0 else (0, result.returncode)
+    return peak * 1024, subprocess.CompletedProcess(result.args, code, result.stdout, result.stderr)
+
+
+def test_large_images_are_put_in_the_epub_without_holding_them(make_site):
+    """Images a chapter shows go into the story's EPUB a piece at a time, from their files: the build's memory
+    does not grow with them (it was three times their size: each held, and again to go into the book)."""
+    import hashlib
+    import zipfile
+
+    size = 60 * MB
+    site = make_site({**BASE, "content/s/story.md": STORY,
+                      "content/s/1.md": chapter(body="![one](big-0.png)\n\n![two](big-1.png)"),
+                      "content/s/2.md": chapter(title="Two", date="2025-01-02", body="![three](big-2.png)")})
+    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")  # a header: not decoded
+    for index in range(3):
+        with open(site / f"content/s/big-{index}.png", "wb") as handle:
+            handle.write(png)
+            handle.truncate(size)  # (sparse: made at once)
+            handle.seek(size - 1 - index)
+            handle.write(b"x")
+    try:
+        for run in range(2):  # made, then made again from the previous book's entries
+            peak, result = build_peak_rss(site)
+            assert result.returncode == 0, result.stderr
+            assert peak < 100 * MB, f"{peak / MB:.0f} MiB for a build with an EPUB of 180 MiB of images"
+            with zipfile.ZipFile(site / "output/s/s.epub") as book:
+                images = sorted(name for name in book.namelist() if name.endswith(".png"))
+                assert len(images) == 3
+                for index, name in enumerate(images):
+                    with book.open(name) as entry:
+                        assert hashlib.file_digest(entry, "sha256").digest() == \
+                            hashlib.file_digest(open(site / f"content/s/big-{index}.png", "rb"), "sha256").digest()
+            (site / "content/s/2.md").write_text(chapter(title="Two", date="2025-01-02",
+                                                         body="Changed.\n\n![three](big-2.png)"))
+    finally:  # (pytest keeps the last runs' folders: not hundreds of megabytes of them)
+        for folder in ("output", ".serialist-cache", "content"):
+            shutil.rmtree(site / folder, ignore_errors=True)
