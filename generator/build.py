@@ -207,7 +207,16 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     site = load_site(config, log)
     stages.done("load")
     validate_site(site, log, now)
-    log.raise_if_errors(strict=options.strict)
+    try:
+        log.raise_if_errors(strict=options.strict)
+    except ContentError as exc:
+        if options.write:
+            raise
+        from generator.unpublished import not_published_by_name
+
+        published = select_published(site, now, drafts=options.drafts, future=options.future)
+        raise ContentError(exc.problems, not_published_by_name(site, published, link_targets(site, published))) \
+            from None
     stages.done("validate")
     everything = without_markdown(site) if snapshot else None
     loaded = loaded_pages(site)

@@ -95,21 +95,27 @@ def check(site_dir: Path, strict: bool, drafts: bool, future: bool) -> None:
         if isinstance(exc, ContentError):
             for problem in exc.problems:
                 _echo(str(problem), err=True)
+            _not_published(exc.not_published, ", as far as can be told before the errors above are fixed", err=True)
             _echo(f"{exc.error_count} error{'s' * (exc.error_count != 1)} found.", err=True)
             sys.exit(1)
         _fail(exc)
         return
     for warning in result.warnings:
         _echo(str(warning), err=True)
-    if result.not_published:
-        _echo("Not published (a file beside the chapters is published when a published chapter shows or links to "
-              "it, or it is a cover; put files to publish as they are in static/):")
-        for file in result.not_published:
-            _echo(f"  {file}")
+    _not_published(result.not_published)
     count = len(result.warnings)
     _echo(f"Checked {result.stories} {'story' if result.stories == 1 else 'stories'}, "
           f"{result.chapters} chapter{'s' * (result.chapters != 1)}: "
           + (f"{count} warning{'s' * (count != 1)}." if count else "no problems."))
+
+
+def _not_published(files: tuple[object, ...], caveat: str = "", err: bool = False) -> None:
+    """`check`'s list of the files that stay private, and why."""
+    if files:
+        _echo(f"Not published{caveat} (a file beside the chapters is published when a published chapter shows or "
+              "links to it, or it is a cover; put files to publish as they are in static/):", err=err)
+        for file in files:
+            _echo(f"  {file}", err=err)
 
 
 @main.group()

@@ -78,8 +78,9 @@ class SerialistError(Exception):
 class ContentError(SerialistError):
     """One or more problems in the site's content or configuration."""
 
-    def __init__(self, problems: Iterable[Problem]):
+    def __init__(self, problems: Iterable[Problem], not_published: tuple[object, ...] = ()):
         self.problems = tuple(problems)
+        self.not_published = not_published  # for `check`: the files that stay private, as far as can be told
         super().__init__("\n".join(str(p) for p in self.problems))
 
     @property

@@ -11,12 +11,14 @@ folders are not listed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 from generator.assets import file_references
 from generator.errors import display_path
-from generator.load import STORY_FILE, copy_of, is_backup_name, is_ignored_name, is_markdown_name
+from generator.load import (STORY_FILE, copy_of, is_backup_name, is_ignored_name, is_markdown_name,
+                            looks_like_chapter)
 from generator.markdown import LinkTargets, _chapter_jobs, _story_jobs, render_job
 from generator.model import Asset, Site
 from generator.names import walk_inside
@@ -73,6 +75,8 @@ def not_published_files(loaded: Site, published: Site, targets: LinkTargets) -> 
             elif real in candidates:
                 who = referrers.get(real)
                 why = f"referenced only by {', '.join(who)}" if who else NOT_REFERENCED
+            elif looks_like_chapter(path):
+                why = "a chapter saved as .txt: rename it to .md to publish it"
             elif is_markdown_name(name) and (original := copy_of(path, markdown)) is not None:
                 why = f"a second copy of {original.name}"
             elif is_markdown_name(name) and any(real.is_relative_to(folder) for folder in story_folders):
@@ -82,6 +86,36 @@ def not_published_files(loaded: Site, published: Site, targets: LinkTargets) -> 
                        "<name>.assets/ folder")
             found.append(NotPublished(path, why))
     return tuple(found)
+
+
+def not_published_by_name(loaded: Site, published: Site, targets: LinkTargets) -> tuple[NotPublished, ...]:
+    """`not_published_files` for a `check` that errors stop before the Markdown is rendered: a file beside the
+    chapters counts as published when a published text of its story names it (its path from the text's folder,
+    as a link or an image would) or it is the cover; the rest is as `not_published_files` says."""
+    stories = []
+    for story in published.stories:
+        texts = [_read(story.source), *(_read(chapter.source) for chapter in story.chapters)]
+        folder = story.source.parent
+        kept = tuple(asset for asset in story.assets
+                     if (story.cover and unquote(story.cover) == asset.path)
+                     or any(_mentions(text, asset.source, folder) for text in texts))
+        stories.append(replace(story, assets=kept))
+    return not_published_files(loaded, replace(published, stories=tuple(stories)), targets)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _mentions(text: str, file: Path, folder: Path) -> bool:
+    try:
+        relative = file.relative_to(folder).as_posix()
+    except ValueError:
+        return False
+    return relative in text or quote(relative) in text
 
 
 def _unpublished_references(loaded: Site, published: Site, targets: LinkTargets,

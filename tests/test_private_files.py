@@ -323,3 +323,27 @@ def test_serve_publishes_what_a_full_build_publishes_when_a_chapter_starts_or_st
         build(site, BuildOptions(output=full, cache=False))
         assert tree_bytes(out) == tree_bytes(full), body
     assert (out / "tale/outline.txt").is_file() and not (out / "tale/notes.docx").exists()
+
+
+def test_check_names_what_stays_private_even_when_errors_stop_it(make_site):
+    """An outline, a chapter saved as .txt, a copied chapter and a misspelt field: `check` names each one, the
+    private files too, although the errors stop it before the Markdown is rendered."""
+    site = make_site({
+        "content/s/story.md": "---\ntitle: S\nfandom: X\n---\nA summary.\n",
+        "content/s/01-one.md": chapter(1) + "\n![The map](map.png)\n",
+        "content/s/01-one (copy).md": chapter(1),
+        "content/s/outline.txt": f"{SECRET}\n",
+        "content/s/02-two.txt": "---\ntitle: Two\n---\nA draft.\n",
+        "content/s/map.png": png(),
+    })
+    result = run_cli("check", site)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    err = result.stderr
+    assert "story.md:3: error: unknown field `fandom`. Did you mean `fandoms`?" in err
+    assert "02-two.txt:1: error:" in err
+    assert "01-one (copy).md: warning:" in err
+    private = err.split("Not published, as far as can be told before the errors above are fixed", 1)[1]
+    assert "content/s/outline.txt: not referenced by any published chapter" in private
+    assert "content/s/01-one (copy).md: a second copy of 01-one.md" in private
+    assert "content/s/02-two.txt: a chapter saved as .txt" in private
+    assert "map.png" not in private  # shown by a published chapter
