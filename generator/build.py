@@ -234,7 +234,7 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
         # While worker processes render the Markdown of a big site, this one imports the later stages and
         # compiles the theme's templates. A template's error waits for the Markdown's: they come first.
         from generator.assets import copy_assets, copy_static, with_referenced_files
-        from generator.epub import EpubCache, render_epubs
+        from generator.epub import BOOK_IMAGE_LIMIT, EpubCache, render_epubs, too_big_for_books
         from generator.feeds import feed_files, render_sitemap
         from generator.pages import render_pages
         from generator.parallel import made
@@ -268,6 +268,11 @@ def _build(root: Path, options: BuildOptions, snapshot: bool,
     if options.write:  # `check` has nothing to find in them
         files += render_epubs(site, EpubCache.for_site(root, enabled=options.cache), xhtml_cache,
                               workers=os.cpu_count() or 1)
+    for image in too_big_for_books(site):
+        size = image.source.stat().st_size
+        log.warn(image.source, None, f"this image is {size / 2 ** 20:.0f} MB, more than the "
+                 f"{BOOK_IMAGE_LIMIT >> 20} MB an image may be in an EPUB: the site shows it, but the story's EPUB "
+                 "shows its description instead; save it smaller (a JPEG, say) to have it in the book")
     _release_memory(site)
     stages.done("epub")
     files += copy_assets(site, [f.path for f in files], log)

@@ -605,6 +605,29 @@ def _image_paths(story: Story) -> list[str]:
 
 
 IMAGE_CHUNK = 1 << 20  # an image file is read, hashed, checked and deflated this much at a time
+# A larger image is shown in the book by its description, as an image from the web is (`too_big_for_books`): a
+# book is made in memory, so one image of hundreds of megabytes would take as much, and e-readers choke on it.
+BOOK_IMAGE_LIMIT = 16 << 20
+
+
+def _fits_in_book(asset: Asset) -> bool:
+    try:
+        return asset.source.stat().st_size <= BOOK_IMAGE_LIMIT
+    except OSError:
+        return True  # (the copy stage reports a file it cannot read)
+
+
+def too_big_for_books(site: Site) -> list[Asset]:
+    """The images the stories' texts show, and their covers, that are too big to put in their EPUBs."""
+    found: dict[str, Asset] = {}
+    for story in site.stories:
+        assets = {asset.path: asset for asset in story.assets}
+        cover = story.cover_asset
+        for path in [*([cover.path] if cover is not None else []), *_image_paths(story)]:
+            asset = assets.get(path)
+            if asset is not None and Path(path).suffix.lower() in IMAGE_TYPES and not _fits_in_book(asset):
+                found.setdefault(path, asset)
+    return list(found.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,7 +675,7 @@ class _Image:
 
 def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, _Image]:
     """The cover and every image the book embeds (`_Image`: the file of each, not its bytes, but for an SVG's),
-    by path from the output root."""
+    by path from the output root: those not over `BOOK_IMAGE_LIMIT`."""
     wanted = _image_paths(story)
     cover = story.cover_asset
     if cover is not None:
@@ -660,7 +683,8 @@ def _inputs(site: Site, story: Story, assets: dict[str, Asset]) -> dict[str, _Im
     found: dict[str, _Image] = {}
     for path in wanted:
         asset = assets.get(path)
-        if asset is not None and Path(path).suffix.lower() in IMAGE_TYPES and path not in found:
+        if (asset is not None and Path(path).suffix.lower() in IMAGE_TYPES and path not in found
+                and _fits_in_book(asset)):
             try:
                 found[path] = _Image.of(asset)
             except (OSError, SvgError):

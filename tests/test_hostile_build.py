@@ -325,20 +325,23 @@ def build_peak_rss(site: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
     return peak * 1024, subprocess.CompletedProcess(result.args, code, result.stdout, result.stderr)
 
 
+PNG_HEADER = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")  # not decoded
+
+
 def test_large_images_are_put_in_the_epub_without_holding_them(make_site):
     """Images a chapter shows go into the story's EPUB a piece at a time, from their files: the build's memory
     does not grow with them (it was three times their size: each held, and again to go into the book)."""
     import hashlib
     import zipfile
 
-    size = 60 * MB
+    size = 15 * MB  # (under BOOK_IMAGE_LIMIT: see the next test for larger ones)
+    shown = "\n\n".join(f"![image {index}](big-{index}.png)" for index in range(5))
     site = make_site({**BASE, "content/s/story.md": STORY,
-                      "content/s/1.md": chapter(body="![one](big-0.png)\n\n![two](big-1.png)"),
-                      "content/s/2.md": chapter(title="Two", date="2025-01-02", body="![three](big-2.png)")})
-    png = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")  # a header: not decoded
-    for index in range(3):
+                      "content/s/1.md": chapter(body=shown),
+                      "content/s/2.md": chapter(title="Two", date="2025-01-02", body="![last](big-5.png)")})
+    for index in range(6):
         with open(site / f"content/s/big-{index}.png", "wb") as handle:
-            handle.write(png)
+            handle.write(PNG_HEADER)
             handle.truncate(size)  # (sparse: made at once)
             handle.seek(size - 1 - index)
             handle.write(b"x")
@@ -346,16 +349,50 @@ def test_large_images_are_put_in_the_epub_without_holding_them(make_site):
         for run in range(2):  # made, then made again from the previous book's entries
             peak, result = build_peak_rss(site)
             assert result.returncode == 0, result.stderr
-            assert peak < 100 * MB, f"{peak / MB:.0f} MiB for a build with an EPUB of 180 MiB of images"
+            assert peak < 100 * MB, f"{peak / MB:.0f} MiB for a build with an EPUB of 90 MiB of images"
             with zipfile.ZipFile(site / "output/s/s.epub") as book:
                 images = sorted(name for name in book.namelist() if name.endswith(".png"))
-                assert len(images) == 3
+                assert len(images) == 6
                 for index, name in enumerate(images):
                     with book.open(name) as entry:
                         assert hashlib.file_digest(entry, "sha256").digest() == \
                             hashlib.file_digest(open(site / f"content/s/big-{index}.png", "rb"), "sha256").digest()
             (site / "content/s/2.md").write_text(chapter(title="Two", date="2025-01-02",
-                                                         body="Changed.\n\n![three](big-2.png)"))
+                                                         body="Changed.\n\n![last](big-5.png)"))
+    finally:  # (pytest keeps the last runs' folders: not hundreds of megabytes of them)
+        for folder in ("output", ".serialist-cache", "content"):
+            shutil.rmtree(site / folder, ignore_errors=True)
+
+
+def test_an_image_too_big_for_a_book_is_shown_there_by_its_description(make_site):
+    """An image over BOOK_IMAGE_LIMIT goes out on the site, but the EPUB, made in memory, shows its description
+    instead (as for an image from the web), with a warning naming it: five images of 100 MiB do not make a book
+    of 500 MiB, held whole."""
+    import zipfile
+
+    from generator.epub import BOOK_IMAGE_LIMIT
+
+    shown = "\n\n".join(f"![The harbour, view {index}](huge-{index}.png)" for index in range(5))
+    site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter(body=shown),
+                      "content/s/small.png": PNG_HEADER,
+                      "content/s/2.md": chapter(title="Two", date="2025-01-02", body="![small](small.png)")})
+    for index in range(5):
+        with open(site / f"content/s/huge-{index}.png", "wb") as handle:
+            handle.write(PNG_HEADER)
+            handle.truncate(100 * MB)  # (sparse: made at once)
+    with open(site / "content/s/huge-0.png", "r+b") as handle:  # just over the limit, and still too big
+        handle.truncate(BOOK_IMAGE_LIMIT + 1)
+    try:
+        result = run_cli("build", site)
+        assert result.returncode == 0, result.stderr
+        for index in range(5):
+            assert f"huge-{index}.png: warning: this image is" in result.stderr
+            assert (site / f"output/s/huge-{index}.png").stat().st_size == (site / f"content/s/huge-{index}.png").stat().st_size
+        with zipfile.ZipFile(site / "output/s/s.epub") as book:
+            images = [name for name in book.namelist() if name.endswith(".png")]
+            assert len(images) == 1 and book.read(images[0]) == PNG_HEADER  # the small one, in the book
+            text = "".join(book.read(name).decode() for name in book.namelist() if name.endswith(".xhtml"))
+        assert all(f"The harbour, view {index}" in text for index in range(5))
     finally:  # (pytest keeps the last runs' folders: not hundreds of megabytes of them)
         for folder in ("output", ".serialist-cache", "content"):
             shutil.rmtree(site / folder, ignore_errors=True)
