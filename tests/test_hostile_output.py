@@ -18,7 +18,6 @@ import pytest
 
 from conftest import STORY, chapter, run_cli, tree_bytes
 from generator import output as output_module
-from generator.build import build
 from generator.config import BuildOptions
 from generator.errors import OutputError
 from generator.incremental import BuildSession
