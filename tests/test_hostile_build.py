@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -230,15 +229,18 @@ def test_a_full_disk_under_the_cache_does_not_fail_the_build(full_cache_disk):
 MB = 1 << 20
 
 
-def peak_rss(*args: str | Path) -> tuple[int, subprocess.CompletedProcess[str]]:
-    """(peak resident set in bytes of `python ARGS` and of the processes it started, its exit status)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        process = subprocess.Popen([sys.executable, *map(str, args)], stdout=out, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)  # (with what its own children took at most)
-        process.returncode = code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return usage.ru_maxrss * 1024, subprocess.CompletedProcess(args, code, out.read(), err.read())
+def build_peak_rss(site: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """(peak resident set in bytes of `python -m generator build SITE` and the processes it starts, its exit
+    status), measured from a small Python in between: a process started straight from this one can count this
+    one's memory as its own (the kernel keeps the high-water mark of the memory it was forked with across exec)."""
+    script = textwrap.dedent("""
+        import resource, subprocess, sys
+        result = subprocess.run([sys.executable, "-m", "generator", "build", sys.argv[1]])
+        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, result.returncode)
+    """)
+    result = subprocess.run([sys.executable, "-c", script, str(site)], capture_output=True, text=True)
+    peak, code = map(int, result.stdout.split()[-2:]) if result.returncode == 0 else (0, result.returncode)
+    return peak * 1024, subprocess.CompletedProcess(result.args, code, result.stdout, result.stderr)
 
 
 def test_large_files_beside_the_chapters_are_copied_without_holding_them(make_site):
@@ -251,7 +253,7 @@ def test_large_files_beside_the_chapters_are_copied_without_holding_them(make_si
             handle.seek(size - 1 - index)
             handle.write(b"x")
     try:
-        peak, result = peak_rss("-m", "generator", "build", site)
+        peak, result = build_peak_rss(site)
         assert result.returncode == 0, result.stderr
         assert peak < 110 * MB, f"{peak / MB:.0f} MiB for a build with 150 MiB of files"
         for index in range(3):
@@ -264,7 +266,7 @@ def test_large_files_beside_the_chapters_are_copied_without_holding_them(make_si
             handle.seek(size - 3)
             handle.write(b"y")
         (site / "content/s/1.md").write_text(chapter(body=f"Changed. {links}"))
-        peak, result = peak_rss("-m", "generator", "build", site)
+        peak, result = build_peak_rss(site)
         assert result.returncode == 0, result.stderr
         assert peak < 110 * MB
         with open(site / "output/s/big-1.bin", "rb") as handle:
@@ -309,20 +311,6 @@ def test_words_counted_a_piece_at_a_time_are_the_same_count(monkeypatch, text):
     whole = markdown_module.count_words(tokens)
     monkeypatch.setattr(markdown_module, "COUNT_PIECE", 7)
     assert markdown_module.count_words(tokens) == whole
-
-
-def build_peak_rss(site: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
-    """(peak resident set in bytes of `python -m generator build SITE` and the processes it starts, its exit
-    status), measured from a small Python in between: a process started straight from this one can count this
-    one's memory as its own (the kernel keeps the high-water mark of the memory it was forked with across exec)."""
-    script = textwrap.dedent("""
-        import resource, subprocess, sys
-        result = subprocess.run([sys.executable, "-m", "generator", "build", sys.argv[1]])
-        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, result.returncode)
-    """)
-    result = subprocess.run([sys.executable, "-c", script, str(site)], capture_output=True, text=True)
-    peak, code = map(int, result.stdout.split()[-2:]) if result.returncode == 0 else (0, result.returncode)
-    return peak * 1024, subprocess.CompletedProcess(result.args, code, result.stdout, result.stderr)
 
 
 PNG_HEADER = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489")  # not decoded
