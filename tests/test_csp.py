@@ -26,7 +26,7 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import NOW, STORY, chapter, copy_sample, run_cli, tree_bytes
-from served_site import CHROMIUM, CHROMIUM_ARGS, _QuietHandler, build_sample
+from served_site import _QuietHandler, browser, build_sample  # noqa: F401 (`browser`: a fixture)
 
 # --- what the tests look for -------------------------------------------------------------------------------------
 
@@ -465,14 +465,9 @@ def docroot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, st
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("no `chromium` on PATH: install Debian's chromium package to run the browser tests")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def chromium(browser: Any) -> Any:
+    """Debian's Chromium, driven by Playwright (served_site's `browser`: skipped, with the reason, without it)."""
+    return browser
 
 
 class Opened:
