@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import sys
 import textwrap
 import zipfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -96,3 +99,17 @@ def require_java() -> None:
     """Skip, with the reason, a test whose validator runs on Java when there is none."""
     if shutil.which("java") is None:
         pytest.skip("this validator needs Java (apt-get install default-jre-headless)")
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A small tmpfs mounted at the existing `folder` while the block runs; the test is skipped, with the reason,
+    where mounting needs what this machine does not give (root and mount(8))."""
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a file system needs root and mount(8)")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)]).returncode != 0:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW, STORY, chapter, run_cli
+from conftest import NOW, STORY, chapter, run_cli, tmpfs
 from generator.build import build
 from generator.cache import CACHE_DIR
 from generator.config import BuildOptions
@@ -194,11 +194,7 @@ def full_cache_disk(make_site):
     site = make_site({**BASE, "content/s/story.md": STORY, "content/s/1.md": chapter()})
     disk = site / CACHE_DIR
     disk.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a small disk needs root and mount(8)")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode != 0:
-        pytest.skip("this machine does not allow mounting a tmpfs")
-    try:
+    with tmpfs(disk, "64k"):
         filler = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
         try:
             while os.write(filler, b"\0" * 4096):
@@ -208,8 +204,6 @@ def full_cache_disk(make_site):
         finally:
             os.close(filler)
         yield site
-    finally:
-        subprocess.run(["umount", "-l", str(disk)])
 
 
 def test_a_full_disk_under_the_cache_does_not_fail_the_build(full_cache_disk):

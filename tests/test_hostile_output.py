@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STORY, chapter, run_cli, tree_bytes
+from conftest import STORY, chapter, run_cli, tmpfs, tree_bytes
 from generator import output as output_module
 from generator.config import BuildOptions
 from generator.errors import OutputError
@@ -331,12 +331,8 @@ def mounted_output(make_site):
     site = small_site(make_site)
     out = site / "output"
     out.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a file system needs root and mount(8)")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(out)]).returncode != 0:
-        pytest.skip("this machine does not allow mounting a tmpfs")
-    yield site
-    subprocess.run(["umount", "-l", str(out)])
+    with tmpfs(out, "8m"):
+        yield site
 
 
 def test_a_mount_point_as_output_is_written_into(mounted_output):

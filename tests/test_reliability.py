@@ -4,7 +4,6 @@ unpublished chapters, awkward file names, large inputs."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STORY, chapter, run_cli, tree_bytes
+from conftest import STORY, chapter, run_cli, tmpfs, tree_bytes
 
 BASE = {"site.toml": 'title = "T"\nbase_url = "https://example.org/"\n'}
 
@@ -95,12 +94,8 @@ def small_disk(tmp_path):
     """A 1 MiB tmpfs at tmp_path/disk (root only)."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    if shutil.which("mount") is None or os.geteuid() != 0:
-        pytest.skip("mounting a small disk needs root and mount(8)")
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)]).returncode != 0:
-        pytest.skip("this machine does not allow mounting a tmpfs")
-    yield disk
-    subprocess.run(["umount", "-l", str(disk)])
+    with tmpfs(disk, "1m"):
+        yield disk
 
 
 def test_full_disk_gives_clear_error_and_keeps_output(make_site, small_disk):
