@@ -53,7 +53,13 @@ def new_chapter(root: Path, story: str, title: str | None = None, today: date | 
                 say: Callable[[str], None] = lambda _: None) -> Path:
     """The next chapter of `content/<story>/`, a draft; a one-shot `content/<story>.md` is first made a story
     folder with its text as chapter 1 (`oneshot.grow_oneshot`, which tells `say` what it does)."""
+    if not story or story in (".", "..") or "/" in story or "\\" in story:
+        raise UsageError(f"`{story}` is not the name of a story; give the name of its folder in content/, "
+                         "like `serialist new chapter my-story`")
     folder = root / CONTENT_DIR / story
+    if folder.is_symlink() and not folder.resolve().is_relative_to(root.resolve()):
+        raise UsageError(f"content/{story} is a symbolic link to {folder.resolve()}, outside the site folder; "
+                         "nothing outside the site is written: put the story's folder inside the site")
     oneshot = find_oneshot(root, story) if not (folder / STORY_FILE).is_file() else None
     if oneshot is not None:
         folder = grow_oneshot(root, oneshot, say)

@@ -32,3 +32,16 @@ def test_new_refuses_bad_names_and_existing_files(make_site):
     assert "already exists" in run_cli("new", "story", "s", "--site", site).stderr
     missing = run_cli("new", "chapter", "nope", "--site", site)
     assert missing.returncode == 1 and "serialist new story nope" in missing.stderr
+
+
+def test_new_chapter_writes_nothing_outside_the_site(make_site, tmp_path):
+    site = make_site({"content/s/story.md": "---\ntitle: S\n---\n"})
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "x").mkdir(parents=True)
+    (elsewhere / "x/story.md").write_text("---\ntitle: X\n---\n")
+    (site / "content/linked").symlink_to(elsewhere / "x")
+    for story in ("../../elsewhere/x", "linked", ".."):
+        result = run_cli("new", "chapter", story, "--site", site)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, story
+    assert sorted(p.name for p in (elsewhere / "x").iterdir()) == ["story.md"]
+    assert sorted(p.name for p in (site / "content").iterdir()) == ["linked", "s"]
